@@ -1,0 +1,45 @@
+"""Stage ``evaluate``: both phases' models on the test split; DVC metrics, plots and pictures."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from graft import figures, metrics, model as graft_model, splits
+from graft.atomic import atomic_path, write_json
+from graft.config import Params
+
+PHASES = {"head": "head_model", "finetuned": "finetuned_model"}
+
+
+def evaluate(*, models: dict, x: np.ndarray, y: np.ndarray, classes) -> tuple[dict, dict]:
+    """Score each named model; return (metrics per model, probabilities per model)."""
+    probs = {name: m.predict(x, batch_size=256, verbose=0) for name, m in models.items()}
+    return {name: metrics.report(y, p, classes) for name, p in probs.items()}, probs
+
+
+def run(params: Params) -> None:
+    test = splits.load(params, "test")
+    classes = params.data.target_classes
+    models = {name: graft_model.load(getattr(params.paths, attr)) for name, attr in PHASES.items()}
+    scores, probs = evaluate(models=models, x=test.x, y=test.y, classes=classes)
+    write_json(params.paths.metrics / "metrics.json",
+               {name: {k: v for k, v in s.items() if k != "confusion_matrix"} for name, s in scores.items()})
+    plots = params.paths.plots
+    final = probs["finetuned"].argmax(axis=1)
+    with atomic_path(plots / "confusion.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "actual", "predicted"])
+        for path, t, p in zip(test.paths, test.y, final):
+            writer.writerow([path.relative_to(params.paths.split).as_posix(), classes[t], classes[p]])
+    figures.confusion_matrices(plots / "confusion.png",
+                               {"head phase": scores["head"]["confusion_matrix"],
+                                "fine-tuned": scores["finetuned"]["confusion_matrix"]}, classes)
+    figures.learning_curves(plots / "learning_curves.png",
+                            [plots / "head_history.csv", plots / "finetune_history.csv"])
+    figures.sample_grid(plots / "samples.png", pixels=test.x, true=test.y, pred=final,
+                        confidence=probs["finetuned"].max(axis=1), classes=classes)
+    for name, s in scores.items():
+        print(f"evaluate: {name:9s} test accuracy {s['accuracy']:.4f}, loss {s['loss']:.4f}, "
+              f"{s['errors']} errors in {s['images']} images")

@@ -1,0 +1,42 @@
+"""The short summary ``make run`` ends with: data counts, both phases' test accuracy, the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from graft.config import Params
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def summarize(params: Params) -> str:
+    m = params.paths.metrics
+    ingest, pretrain, scores, export = (_json(m / f) for f in ("ingest.json", "pretrain.json", "metrics.json", "export.json"))
+    lines = ["", "graft summary", "============="]
+    if ingest:
+        lines.append(f"data:      {ingest['origin']}")
+    split_csv = params.paths.split / "split.csv"
+    if split_csv.is_file():
+        table = pd.read_csv(split_csv, keep_default_na=False)
+        counts = table[table["split"] != ""].groupby(["split", "class"]).size().unstack(fill_value=0)
+        for split in ("train", "valid", "test"):
+            if split in counts.index:
+                per_class = ", ".join(f"{c} {n}" for c, n in counts.loc[split].items())
+                lines.append(f"{split + ':':10s} {counts.loc[split].sum():6d} images ({per_class})")
+    if "test_accuracy" in pretrain:
+        lines.append(f"source:    {pretrain['base']} on {len(pretrain['source_classes'])} classes, "
+                     f"test accuracy {pretrain['test_accuracy']:.2%}")
+    for name, label in (("head", "head phase (base frozen)"), ("finetuned", "fine-tuned")):
+        if name in scores:
+            s = scores[name]
+            lines.append(f"{label + ':':26s} test accuracy {s['accuracy']:.2%} ({s['errors']} errors in {s['images']})")
+    if export:
+        lines.append(f"model:     {Path(export['onnx']).resolve()} (onnxruntime parity "
+                     f"{export['parity']['max_abs_diff']:.1g} on {export['parity']['images']} images)")
+    lines.append(f"pictures:  {params.paths.plots.resolve()}/confusion.png, learning_curves.png, samples.png")
+    return "\n".join(lines)
