@@ -34,8 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         commands.add_parser(stage, help=f"run the {stage} stage (as `dvc repro` does)")
     commands.add_parser("summary", help="print the summary of the last run")
+    predict = commands.add_parser("predict", help="score images with model.onnx (no TensorFlow needed)")
+    predict.add_argument("images", nargs="+", help="image files or folders")
+    predict.add_argument("--model", default="models/model.onnx")
+    predict.add_argument("--format", choices=("json", "csv"), default="json")
+    predict.add_argument("--top-k", type=int, default=1)
     args = parser.parse_args(argv)
     try:
+        if args.command == "predict":
+            return _predict(args)
         params = config.load(args.params)
         if args.command == "summary":
             from graft.summary import summarize
@@ -47,6 +54,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graft {args.command}: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    from graft.predict import Predictor, expand
+
+    results = Predictor(args.model).predict(expand(args.images), top_k=args.top_k)
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    else:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["path", "label", "confidence", "error"])
+        for r in results:
+            writer.writerow([r["path"], r.get("label", ""), r.get("confidence", ""), r.get("error", "")])
+    return 1 if any("error" in r for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -83,3 +83,11 @@ def load(folder: Path | None = None) -> FashionMNIST:
         raise DataNotFound(f"Fashion-MNIST is not in {DEBIAN_DIR} or {KERAS_CACHE_DIR}, and the "
                            f"Keras download failed ({err.__class__.__name__}: {err}). {HOW_TO_GET}") from err
     return FashionMNIST(xtr, ytr, xte, yte, origin=f"Keras download (now cached in {KERAS_CACHE_DIR})")
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzipped IDX file (the inverse of :func:`read_idx`)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())

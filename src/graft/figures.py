@@ -22,7 +22,8 @@ def _save(fig, path: Path) -> None:
 
 
 def confusion_matrices(path: Path, matrices: dict[str, np.ndarray], classes: Sequence[str]) -> None:
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.6 * len(matrices), 3.8), squeeze=False)
+    fig.subplots_adjust(wspace=0.35)
     for ax, (title, cm) in zip(axes[0], matrices.items()):
         cm = np.asarray(cm)
         ax.imshow(cm, cmap="Blues")

@@ -1,0 +1,51 @@
+"""The pipeline graph as DVC sees it, for drivers such as the Prefect flow.
+
+The stage order is read from DVC's own graph of ``dvc.yaml``, never written down twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import graft  # noqa: F401  (telemetry off before DVC is imported)
+
+
+def stage_order(root: str | Path = ".") -> list[str]:
+    """Names of the pipeline's stages in an order DVC can run them (dependencies first)."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        names = {stage: getattr(stage, "name", None) or "" for stage in graph.nodes}
+        order = nx.lexicographical_topological_sort(graph.reverse(copy=True), key=lambda s: names[s])
+        return [names[s] for s in order if names[s]]  # .dvc files (no name) are data, not stages
+
+
+@dataclass(frozen=True)
+class StageRun:
+    stage: str
+    ran: bool  # False when DVC found nothing changed and skipped it
+    output: str
+
+
+def _env() -> dict[str, str]:
+    """Stage commands (``graft ...``) come from the interpreter's own environment."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def repro_stage(stage: str, root: str | Path = ".") -> StageRun:
+    """``dvc repro --single-item <stage>``: runs the stage only if its deps, params or outs changed."""
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", stage], cwd=root,
+                            env=_env(), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc repro {stage} failed (exit {result.returncode}):\n{output[-4000:]}")
+    skipped = re.search(rf"Stage '{re.escape(stage)}' didn't change, skipping", output) is not None
+    return StageRun(stage=stage, ran=not skipped, output=output)

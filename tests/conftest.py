@@ -1,0 +1,117 @@
+"""Shared fixtures: tiny data made by the tests (nothing is downloaded) and tiny projects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import graft  # noqa: F401  (telemetry off for everything the tests start)
+from graft.fashion_mnist import FILES, write_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+TINY = {
+    "data": {"source_per_class": 24, "source_test_per_class": 6,
+             "target_train_pool_per_class": 30, "target_test_per_class": 10},
+    "validate": {"min_images_per_class": 5},
+    "split": {"train_per_class": 12, "valid_per_class": 12},
+    "base": {"filters": [4, 8], "convs_per_block": 1},
+    "pretrain": {"epochs": 2, "batch_size": 32},
+    "head": {"epochs": 2, "batch_size": 8},
+    "finetune": {"epochs": 2, "batch_size": 8, "unfreeze": "block2"},
+}
+
+
+def synthetic_images(labels: np.ndarray, *, seed: int) -> np.ndarray:
+    """28x28 images where class k is a bright bar at a class-specific place, plus noise:
+    easy to learn, so a one-epoch model is better than chance."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, k in enumerate(labels):
+        row = 2 + 2 * int(k)
+        images[i, row:row + 3, 4:24] = 200 + rng.integers(0, 55)
+    return images
+
+
+def write_fake_fashion_mnist(folder: Path, *, train_per_class: int = 40, test_per_class: int = 12) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        labels = np.tile(np.arange(10, dtype=np.uint8), n)
+        images_name, labels_name = FILES[split]
+        write_idx(folder / images_name, synthetic_images(labels, seed=len(labels)))
+        write_idx(folder / labels_name, labels)
+    return folder
+
+
+def deep_update(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = deep_update(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def env() -> dict[str, str]:
+    """The environment the stages run in: this interpreter's venv first on PATH."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) -> Path:
+    """A temp copy of the project (pipeline, params, code) as a git + DVC repo on tiny data."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "flows", "src"):
+        src = ROOT / name
+        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+         if src.is_dir() else shutil.copy2(src, root / name))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = deep_update(params, deep_update(TINY, {"data": {"fashion_mnist_dir": str(fake_data)}}))
+    params = deep_update(params, overrides or {})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q", "-b", "main"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], root)
+    run([str(BIN / "dvc"), "init", "-q"], root)
+    run([str(BIN / "dvc"), "config", "core.check_update", "false"], root)
+    return root
+
+
+STAGES = ["ingest", "validate", "split", "pretrain", "train_head", "finetune", "evaluate", "export"]
+
+
+def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(BIN / "dvc"), *args], project, check=check)
+
+
+@pytest.fixture(scope="session")
+def tiny_project_run(tmp_path_factory, fake_fashion_mnist) -> tuple[Path, str]:
+    """One real `dvc repro` of the whole pipeline on tiny data, shared by the slow tests."""
+    root = make_project(tmp_path_factory.mktemp("pipeline") / "project", fake_data=fake_fashion_mnist)
+    return root, dvc(root, "repro").stdout
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tiny_project_run) -> Path:
+    return tiny_project_run[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_project_first_run(tiny_project_run) -> str:
+    return tiny_project_run[1]
+
+
+@pytest.fixture(scope="session")
+def fake_fashion_mnist(tmp_path_factory) -> Path:
+    return write_fake_fashion_mnist(tmp_path_factory.mktemp("fashion-mnist"))

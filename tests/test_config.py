@@ -1,0 +1,51 @@
+"""Unit: the typed params loader accepts the shipped params and names what is wrong."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from graft import config
+from tests.conftest import ROOT
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_params_load_and_match_defaults():
+    params = config.load(ROOT / "params.yaml")
+    assert params.data.target_classes == ("Sandal", "Shirt")
+    assert len(params.data.source_classes) == 8
+    assert params.finetune.lr < params.head.lr
+    assert params.paths.onnx_model == Path("models/model.onnx")
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path):
+    params = config.load(write(tmp_path, {"finetune": {"lr": "1e-5"}}))
+    assert params.finetune.lr == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"head": {"epochs": 3, "lr_typo": 0.1}}, ["head", "lr_typo"]),
+    ({"head": {"epochs": "many"}}, ["head.epochs", "expected int"]),
+    ({"finetune": {"lr": 0.01}}, ["finetune.lr", "not below head.lr"]),
+    ({"data": {"target_classes": ["Sandal"]}}, ["data.target_classes", "two"]),
+    ({"data": {"target_classes": ["Sandal", "Sock"]}}, ["Sock", "Fashion-MNIST"]),
+    ({"base": {"kind": "resnet9000"}}, ["base.kind", "mobilenet_v2"]),
+    ({"base": {"kind": "vgg16", "weights": "/nope.h5"}}, ["base.weights", "/nope.h5"]),
+    ({"data": {"target": "folder"}, "paths": {"target": "data/raw/mine"}}, ["paths.target", "inside paths.raw"]),
+    ({"image": {"channels": 2}}, ["image.channels"]),
+])
+def test_bad_values_name_the_parameter(tmp_path, data, words):
+    with pytest.raises(config.ConfigError) as err:
+        config.load(write(tmp_path, data))
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_missing_file_says_what_to_do(tmp_path):
+    with pytest.raises(config.ConfigError, match="no such params file"):
+        config.load(tmp_path / "nope.yaml")

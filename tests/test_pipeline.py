@@ -1,0 +1,91 @@
+"""Pipeline tier: a real `dvc repro` and a real Prefect run of the whole graph on tiny data."""
+
+from __future__ import annotations
+
+import json
+import pytest
+import yaml
+
+from graft.dag import stage_order
+from tests.conftest import STAGES, dvc, make_project
+
+pytestmark = pytest.mark.slow
+
+
+def ran(output: str) -> list[str]:
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+@pytest.fixture
+def project(tiny_project):
+    return tiny_project
+
+
+def test_first_repro_ran_every_stage(tiny_project_first_run):
+    assert ran(tiny_project_first_run) == STAGES
+
+
+def test_stage_order_comes_from_dvc(project):
+    order = stage_order(project)
+    assert sorted(order) == sorted(STAGES)
+    before = {name: i for i, name in enumerate(order)}
+    for stage, deps in {"validate": ["ingest"], "split": ["validate"], "pretrain": ["ingest"],
+                        "train_head": ["pretrain", "split"], "finetune": ["train_head"],
+                        "evaluate": ["finetune"], "export": ["finetune"]}.items():
+        assert all(before[d] < before[stage] for d in deps), (stage, order)
+
+
+def test_repro_writes_every_declared_output(project):
+    metrics = json.loads((project / "metrics" / "metrics.json").read_text())
+    for phase in ("head", "finetuned"):
+        assert metrics[phase]["images"] == 20  # 10 synthetic test images per target class
+        assert 0.0 <= metrics[phase]["accuracy"] <= 1.0
+    assert (project / "models" / "model.onnx").stat().st_size > 0
+    for name in ("confusion.png", "learning_curves.png", "samples.png", "confusion.csv"):
+        assert (project / "plots" / name).stat().st_size > 0
+    shown = dvc(project, "metrics", "show", "--json").stdout
+    assert "finetuned" in shown and "accuracy" in shown
+    assert "plots/confusion.csv" in dvc(project, "plots", "show", "--json").stdout
+
+
+def test_second_repro_reruns_nothing(project):
+    out = dvc(project, "repro").stdout
+    assert ran(out) == [], out
+
+
+def test_changing_finetune_lr_reruns_only_what_depends_on_it(project):
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["finetune"]["lr"] = params["finetune"]["lr"] / 2
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert ran(dvc(project, "repro").stdout) == ["finetune", "evaluate", "export"]
+    finally:
+        params_file.write_text(original)
+        dvc(project, "repro")
+
+
+def test_failed_validation_stops_the_pipeline_with_a_clear_message(tmp_path, fake_fashion_mnist):
+    root = make_project(tmp_path / "project", fake_data=fake_fashion_mnist,
+                        overrides={"validate": {"min_images_per_class": 1000}})
+    result = dvc(root, "repro", check=False)
+    assert result.returncode != 0
+    assert "graft validate: error" in result.stderr and "min_images_per_class" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "data" / "split").exists()
+
+
+def test_prefect_flow_runs_the_same_stages_and_agrees_with_dvc(tmp_path, fake_fashion_mnist):
+    from prefect.testing.utilities import prefect_test_harness
+
+    root = make_project(tmp_path / "project", fake_data=fake_fashion_mnist)
+    from flows.pipeline import pipeline
+
+    with prefect_test_harness(server_startup_timeout=180):
+        first = pipeline(str(root))
+        assert [r["stage"] for r in first] == stage_order(root)
+        assert all(r["ran"] for r in first)
+        again = pipeline(str(root))
+        assert not any(r["ran"] for r in again)
+    assert ran(dvc(root, "repro").stdout) == []  # DVC agrees the flow left everything up to date
