@@ -74,4 +74,4 @@ def application(*, kind: str, size: int, weights: str):
             ) from err
         raise ValueError(f"base.weights: {weights} does not fit {spec.application} without its top "
                          f"at {size}x{size}x3: {err}") from err
-    return keras.Model(model.inputs, model.outputs, name=BASE_NAME)
+    return keras.Model(model.input, model.output, name=BASE_NAME)

@@ -26,7 +26,7 @@ class TargetFolderError(FileNotFoundError):
 
 
 def write_pngs(*, images: np.ndarray, labels: np.ndarray, split: str, classes: Sequence[str],
-               out: Path, per_class: int | None) -> dict[str, int]:
+               out: Path, per_class: int | None, label: str = "") -> dict[str, int]:
     """Write the images of ``classes`` (names in Fashion-MNIST label order) under ``out/split/``;
     at most ``per_class`` per class, the first ones in file order. Returns counts per class."""
     jobs = []
@@ -42,7 +42,7 @@ def write_pngs(*, images: np.ndarray, labels: np.ndarray, split: str, classes: S
         Image.fromarray(pixels, mode="L").save(path, optimize=False)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for _ in tqdm(pool.map(save, jobs), total=len(jobs), desc=f"writing {out.name}/{split}",
+        for _ in tqdm(pool.map(save, jobs), total=len(jobs), desc=f"writing {label or out}/{split}",
                       unit="img", file=sys.stderr, mininterval=1.0, disable=len(jobs) < 500):
             pass
     return counts
@@ -67,9 +67,9 @@ def ingest(*, fashion_mnist_dir: Path | None, source_out: Path, source_classes: 
         with atomic_path(out, directory=True) as tmp:
             report[key] = {
                 "train": write_pngs(images=data.train_images, labels=data.train_labels, split="train",
-                                    classes=classes, out=tmp, per_class=train_cap),
+                                    classes=classes, out=tmp, per_class=train_cap, label=str(out)),
                 "test": write_pngs(images=data.test_images, labels=data.test_labels, split="test",
-                                   classes=classes, out=tmp, per_class=test_cap),
+                                   classes=classes, out=tmp, per_class=test_cap, label=str(out)),
             }
     return report
 

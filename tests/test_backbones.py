@@ -1,0 +1,56 @@
+"""keras.applications bases: a local weights file (made here, nothing downloaded) is loaded,
+grafted, fine-tuned by named block and exported with onnxruntime parity."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from graft import export, model as M, training
+from graft.config import Base, Image, Params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(("kind", "constructor", "block"), [
+    ("mobilenet_v2", keras.applications.MobileNetV2, "block_16"),
+    ("vgg16", keras.applications.VGG16, "block5"),
+])
+def test_backbone_from_a_local_weights_file(tmp_path, kind, constructor, block):
+    reference = constructor(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    rng = np.random.default_rng(0)
+    reference.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in reference.get_weights()])
+    weights_file = tmp_path / f"{kind}_notop.weights.h5"
+    reference.save_weights(weights_file)
+
+    params = Params(base=Base(kind=kind, weights=str(weights_file), input_size=32),
+                    image=Image(height=20, width=20, channels=1))
+    source = M.build_source_model(params)
+    for got, want in zip(source.get_layer(M.BASE_NAME).get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+    x = rng.integers(0, 256, (16, 20, 20, 1), dtype=np.uint8)  # grayscale in, RGB and 32x32 inside the model
+    y = np.arange(16) % 2
+    model = M.graft_head(source, num_classes=2, dropout=0.0, seed=0)
+    training.fit(model, train=(x, y), valid=(x, y), epochs=1, batch_size=8, lr=1e-3, seed=0)
+    base = model.get_layer(M.BASE_NAME)
+    unfrozen = M.unfreeze_top(base, unfreeze=block)
+    first = next(i for i, layer in enumerate(base.layers) if layer.name.startswith(block))
+    assert unfrozen[0].startswith(block)
+    assert not any(layer.trainable_weights for layer in base.layers[:first])  # below the block: frozen
+    assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
+    training.fit(model, train=(x, y), valid=(x, y), epochs=1, batch_size=8, lr=1e-5, seed=0)
+    for got, want in zip(source.get_layer(M.BASE_NAME).get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, want)  # model A untouched by grafting and fine-tuning
+
+    result = export.export(model=model, out=tmp_path / "model.onnx", x_check=x, classes=["a", "b"],
+                           image=params.image, opset=17, tolerance=1e-4, extra={"base": kind})
+    assert result["max_abs_diff"] <= 1e-4 and (tmp_path / "model.onnx").is_file()
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    from graft.bases import application
+
+    with pytest.raises(FileNotFoundError, match="nope.weights.h5"):
+        application(kind="mobilenet_v2", size=32, weights=str(tmp_path / "nope.weights.h5"))
