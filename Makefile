@@ -19,7 +19,7 @@ export PATH := $(BIN):$(PATH)
 
 run: install data repo ## set up, get the default data, run the whole pipeline, print the summary
 	dvc repro
-	graft summary
+	@graft summary
 
 test: install ## the whole test suite (unit, data, pipeline, consumer tiers)
 	pytest
@@ -50,7 +50,7 @@ flow: install data repo ## the same pipeline as a Prefect flow (temporary local 
 	python flows/pipeline.py
 
 summary: install
-	graft summary
+	@graft summary
 
 lock: ## re-pin every dependency after changing pyproject.toml
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^graft' > requirements.lock.new

@@ -35,3 +35,25 @@ def test_configured_folder_is_used_and_named(tmp_path):
 def test_configured_folder_without_files_says_how_to_get_them(tmp_path):
     with pytest.raises(fashion_mnist.DataNotFound, match="apt-get install dataset-fashion-mnist"):
         fashion_mnist.load(tmp_path)
+
+
+def test_falls_back_to_the_keras_cache_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
+    cache = write_fake_fashion_mnist(tmp_path / "keras-cache", train_per_class=2, test_per_class=1)
+    monkeypatch.setattr(fashion_mnist, "KERAS_CACHE_DIR", cache)
+    data = fashion_mnist.load()
+    assert "Keras dataset cache" in data.origin and len(data.train_labels) == 20
+
+
+def test_no_source_at_all_fails_with_instructions(tmp_path, monkeypatch):
+    import keras
+
+    def offline():
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(fashion_mnist, "KERAS_CACHE_DIR", tmp_path / "no-cache")
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)  # no test downloads anything
+    with pytest.raises(fashion_mnist.DataNotFound) as err:
+        fashion_mnist.load()
+    assert "network unreachable" in str(err.value) and "dataset-fashion-mnist" in str(err.value)

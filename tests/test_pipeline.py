@@ -89,3 +89,39 @@ def test_prefect_flow_runs_the_same_stages_and_agrees_with_dvc(tmp_path, fake_fa
         again = pipeline(str(root))
         assert not any(r["ran"] for r in again)
     assert ran(dvc(root, "repro").stdout) == []  # DVC agrees the flow left everything up to date
+
+
+def test_users_own_folder_replaces_the_target_and_is_never_touched(tmp_path, fake_fashion_mnist):
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    mine = tmp_path / "my images"
+    rng = np.random.default_rng(3)
+    for k, cls in enumerate(["cat", "dog"]):
+        (mine / cls).mkdir(parents=True)
+        for i in range(20):
+            pixels = rng.integers(0, 60, (20, 24, 3), dtype=np.uint8)
+            pixels[2 + 8 * k: 8 + 8 * k] = 230
+            Image.fromarray(pixels).save(mine / cls / f"{cls} {i}.{'jpg' if i % 2 else 'png'}")
+
+    def fingerprint():
+        return sorted((str(p.relative_to(mine)), p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+                      for p in mine.rglob("*"))
+
+    before = fingerprint()
+    root = make_project(tmp_path / "project", fake_data=fake_fashion_mnist, overrides={
+        "paths": {"target": str(mine)},
+        "data": {"target": "folder", "target_classes": ["cat", "dog"]},
+        "image": {"height": 16, "width": 16, "channels": 3},
+        "split": {"train_per_class": 8, "valid_per_class": 6, "test_fraction": 0.25},
+    })
+    out = dvc(root, "repro").stdout
+    assert ran(out) == STAGES
+    assert fingerprint() == before
+    assert not (root / "data" / "raw" / "target").exists()
+    assert json.loads((root / "metrics" / "ingest.json").read_text())["target"] == {"folder": str(mine)}
+    metrics = json.loads((root / "metrics" / "metrics.json").read_text())
+    assert set(metrics["finetuned"]["per_class"]) == {"cat", "dog"}
+    assert metrics["finetuned"]["images"] == 10  # 25% of 20 per class

@@ -37,7 +37,11 @@ def run_suite(*, table: pd.DataFrame, classes: Sequence[str], min_images_per_cla
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # one summary line is enough
+    context.variables.save()
     source = context.data_sources.add_or_update_pandas("target_data")
     checks = {
         "images": (table, [
