@@ -108,7 +108,7 @@ def test_users_own_folder_replaces_the_target_and_is_never_touched(tmp_path, fak
 
     def fingerprint():
         return sorted((str(p.relative_to(mine)), p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-                      for p in mine.rglob("*"))
+                      for p in mine.rglob("*") if p.is_file())
 
     before = fingerprint()
     root = make_project(tmp_path / "project", fake_data=fake_fashion_mnist, overrides={
