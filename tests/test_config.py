@@ -20,7 +20,7 @@ def test_shipped_params_load_and_match_defaults():
     assert params.data.target_classes == ("Sandal", "Shirt")
     assert len(params.data.source_classes) == 8
     assert params.finetune.lr < params.head.lr
-    assert params.paths.onnx_model == Path("models/model.onnx")
+    assert params.paths.export == Path("models/export")
 
 
 def test_scientific_notation_without_dot_is_a_float(tmp_path):

@@ -35,7 +35,7 @@ def test_plain_onnxruntime_with_only_the_metadata(tiny_project):
         import json, sys
         import numpy as np, onnxruntime as ort
         from PIL import Image
-        s = ort.InferenceSession("models/model.onnx")
+        s = ort.InferenceSession("models/export/model.onnx")
         meta = s.get_modelmeta().custom_metadata_map
         classes, spec = json.loads(meta["graft.classes"]), json.loads(meta["graft.input"])
         img = Image.open("data/split/test/Shirt/" + sorted(__import__("os").listdir("data/split/test/Shirt"))[0])
@@ -67,6 +67,6 @@ def test_graft_predict_cli_never_imports_tensorflow_and_reports_bad_files(tiny_p
     assert all(r["label"] in ("Sandal", "Shirt") and len(r["top"]) == 2 for r in rows[:-1])
     python("""
         import graft.predict, graft.cli, sys
-        graft.predict.Predictor("models/model.onnx")
+        graft.predict.Predictor("models/export/model.onnx")
         assert "tensorflow" not in sys.modules
     """, tiny_project)

@@ -40,7 +40,7 @@ def test_repro_writes_every_declared_output(project):
     for phase in ("head", "finetuned"):
         assert metrics[phase]["images"] == 20  # 10 synthetic test images per target class
         assert 0.0 <= metrics[phase]["accuracy"] <= 1.0
-    assert (project / "models" / "model.onnx").stat().st_size > 0
+    assert (project / "models" / "export" / "model.onnx").stat().st_size > 0
     for name in ("confusion.png", "learning_curves.png", "samples.png", "confusion.csv"):
         assert (project / "plots" / name).stat().st_size > 0
     shown = dvc(project, "metrics", "show", "--json").stdout

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("summary", help="print the summary of the last run")
     predict = commands.add_parser("predict", help="score images with model.onnx (no TensorFlow needed)")
     predict.add_argument("images", nargs="+", help="image files or folders")
-    predict.add_argument("--model", default="models/model.onnx")
+    predict.add_argument("--model", default="models/export/model.onnx")
     predict.add_argument("--format", choices=("json", "csv"), default="json")
     predict.add_argument("--top-k", type=int, default=1)
     args = parser.parse_args(argv)

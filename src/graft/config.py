@@ -37,7 +37,7 @@ class Paths:
     source_model: Path = Path("models/source.keras")
     head_model: Path = Path("models/head.keras")
     finetuned_model: Path = Path("models/finetuned.keras")
-    onnx_model: Path = Path("models/model.onnx")
+    export: Path = Path("models/export")
     metrics: Path = Path("metrics")
     plots: Path = Path("plots")
 
@@ -113,6 +113,9 @@ class Finetune(Fit):
 class Export:
     opset: int = 17
     tolerance: float = 1e-4
+    quantize: bool = True  # also try an int8 model (onnxruntime static QDQ quantization)
+    int8_max_drop: float = 0.5  # ship int8 only if its test accuracy is at most this many points lower
+    calibration_images: int = 200  # train images used to calibrate int8 activation ranges
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +190,8 @@ def _coerce(hint, value, *, file: Path, key: str):
             pass
     if hint in (int, str) and isinstance(value, hint) and not isinstance(value, bool):
         return value
+    if hint is bool and isinstance(value, bool):
+        return value
     raise ConfigError(f"{file}: {key}: expected {hint.__name__}, got {value!r}")
 
 
@@ -235,6 +240,8 @@ def _check(p: Params, *, where: str) -> None:
         fail("finetune.lr", f"{p.finetune.lr} is not below head.lr ({p.head.lr}); fine-tuning needs a lower learning rate")
     if isinstance(p.finetune.unfreeze, int) and p.finetune.unfreeze < 0:
         fail("finetune.unfreeze", "must be a layer count >= 0 or a block name")
+    if p.export.tolerance <= 0 or p.export.int8_max_drop < 0 or p.export.calibration_images < 1:
+        fail("export", "tolerance must be positive, int8_max_drop >= 0 and calibration_images >= 1")
     if not 0 < p.pretrain.valid_fraction < 1:
         fail("pretrain.valid_fraction", "must be between 0 and 1")
 

@@ -1,21 +1,28 @@
-"""Stage ``export``: ``model.onnx`` that takes raw pixels and says what it is; verified, not trusted.
+"""Stage ``export``: the folder other teams consume, verified before it is published.
 
-The file is written beside its final path, checked with onnxruntime against Keras on the whole
-test split, and renamed into place only if every probability is within ``export.tolerance``.
+``<paths.export>/`` holds ``model.onnx`` (raw uint8 pixels in, probabilities out, metadata
+readable with onnxruntime alone), ``labels.json``, ``model_card.md``, ``export.json`` and, when
+its test accuracy is within ``export.int8_max_drop`` points of the float model,
+``model.int8.onnx``. Everything is written to a temporary folder and renamed into place only
+after onnxruntime matched Keras on the whole test split at batch sizes 1 and 32.
 """
 
 from __future__ import annotations
 
-import sys
+import dataclasses
+import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import graft
-from graft import model as graft_model, onnx_meta, splits
+from graft import model as graft_model, model_card, onnx_meta, provenance, splits
 from graft.atomic import atomic_path, write_json
 from graft.config import Params
+
+FLOAT_NAME, INT8_NAME = "model.onnx", "model.int8.onnx"
 
 
 class ParityError(RuntimeError):
@@ -46,39 +53,111 @@ def to_onnx(model, path: Path, *, opset: int, metadata: dict[str, str]) -> None:
     onnx.save(proto, str(path))
 
 
-def check_parity(path: Path, *, model, x: np.ndarray, tolerance: float, batch_size: int = 256) -> dict:
-    """Run onnxruntime and Keras on ``x``; raise :class:`ParityError` beyond ``tolerance``."""
+def onnx_predict(path: Path, x: np.ndarray, *, batch_size: int) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ours = np.concatenate([session.run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x[i:i + batch_size]})[0]
+    return np.concatenate([session.run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x[i:i + batch_size]})[0]
                            for i in range(0, len(x), batch_size)])
-    keras_probs = model.predict(x, batch_size=batch_size, verbose=0)
-    diff = float(np.abs(ours - keras_probs).max()) if len(x) else 0.0
-    same_top1 = int((ours.argmax(1) == keras_probs.argmax(1)).sum())
-    result = {"images": int(len(x)), "max_abs_diff": diff, "same_top1": same_top1, "tolerance": tolerance}
-    if diff > tolerance or same_top1 != len(x):
-        raise ParityError(f"onnxruntime differs from Keras by up to {diff:.3g} (tolerance {tolerance}); "
-                          f"top-1 agrees on {same_top1}/{len(x)} test images. The ONNX file was not published.")
+
+
+def check_parity(path: Path, *, expected: np.ndarray, x: np.ndarray, y: np.ndarray | None,
+                 tolerance: float, batch_sizes=(1, 32)) -> dict:
+    """onnxruntime against Keras' probabilities ``expected`` at each batch size: max |diff| within
+    ``tolerance``, the same top-1 on every image (and so the same accuracy). Raises :class:`ParityError`."""
+    result: dict = {"images": int(len(x)), "tolerance": tolerance}
+    for batch_size in batch_sizes:
+        ours = onnx_predict(path, x, batch_size=batch_size)
+        diff = float(np.abs(ours - expected).max()) if len(x) else 0.0
+        same = int((ours.argmax(1) == expected.argmax(1)).sum())
+        entry = {"max_abs_diff": diff, "same_top1": same}
+        if y is not None and len(y):
+            entry["accuracy"] = float((ours.argmax(1) == y).mean())
+        result[f"batch_{batch_size}"] = entry
+        if diff > tolerance or same != len(x):
+            raise ParityError(f"onnxruntime at batch size {batch_size} differs from Keras by up to {diff:.3g} "
+                              f"(tolerance {tolerance}); top-1 agrees on {same}/{len(x)} test images. "
+                              "Nothing was published.")
+    result["max_abs_diff"] = max(result[f"batch_{b}"]["max_abs_diff"] for b in batch_sizes)
     return result
 
 
-def export(*, model, out: Path, x_check: np.ndarray, classes, image, opset: int, tolerance: float,
-           extra: dict) -> dict:
+def try_int8(float_path: Path, out: Path, *, calibration: np.ndarray, x: np.ndarray, y: np.ndarray,
+             float_accuracy: float, max_drop_points: float) -> dict:
+    """Quantize; keep ``out`` only if its test accuracy is within ``max_drop_points`` of float."""
+    from graft.quantize import quantize
+
+    try:
+        quantize(float_path, out, calibration=calibration)
+        accuracy = float((onnx_predict(out, x, batch_size=32).argmax(1) == y).mean())
+    except Exception as err:  # quantization is an optional extra: report, ship the float model
+        out.unlink(missing_ok=True)
+        return {"shipped": False, "reason": f"quantization failed: {err.__class__.__name__}: {err}"}
+    drop = (float_accuracy - accuracy) * 100
+    report = {"accuracy": accuracy, "float_accuracy": float_accuracy, "drop_points": round(drop, 4),
+              "max_drop_points": max_drop_points, "shipped": drop <= max_drop_points}
+    if not report["shipped"]:
+        out.unlink()
+        report["reason"] = f"test accuracy {drop:.2f} points below float (limit {max_drop_points})"
+    return report
+
+
+def split_counts(split_csv: Path) -> dict[str, dict[str, int]]:
+    table = pd.read_csv(split_csv, keep_default_na=False)
+    table = table[table["split"] != ""]
+    return {s: {c: int(n) for c, n in g.groupby("class").size().items()} for s, g in table.groupby("split")}
+
+
+def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, calibration: np.ndarray | None,
+           classes, image, opset: int, tolerance: float, int8_max_drop: float, extra: dict,
+           card: dict | None = None) -> dict:
+    """Write and verify the export folder; return the export report."""
+    input_spec = {"name": onnx_meta.INPUT_NAME, "height": image.height, "width": image.width,
+                  "channels": image.channels}
     metadata = onnx_meta.describe(classes=classes, height=image.height, width=image.width,
                                   channels=image.channels, extra={"version": graft.__version__, **extra})
-    with atomic_path(out) as tmp:
-        to_onnx(model, tmp, opset=opset, metadata=metadata)
-        return check_parity(tmp, model=model, x=x_check, tolerance=tolerance)
+    expected = model.predict(test_x, batch_size=256, verbose=0)
+    with atomic_path(out_dir, directory=True) as tmp:
+        to_onnx(model, tmp / FLOAT_NAME, opset=opset, metadata=metadata)
+        report = {"parity": check_parity(tmp / FLOAT_NAME, expected=expected, x=test_x, y=test_y, tolerance=tolerance)}
+        if calibration is not None:
+            report["int8"] = try_int8(tmp / FLOAT_NAME, tmp / INT8_NAME, calibration=calibration, x=test_x,
+                                      y=test_y, float_accuracy=report["parity"]["batch_32"]["accuracy"],
+                                      max_drop_points=int8_max_drop)
+        write_json(tmp / "labels.json", {"classes": list(classes), "input": input_spec,
+                                         "output": onnx_meta.OUTPUT_NAME})
+        if card is not None:
+            (tmp / "model_card.md").write_text(model_card.render(**card, input_spec=input_spec,
+                                                                 int8=report.get("int8")))
+        write_json(tmp / "export.json", report)
+    return report
 
 
 def run(params: Params) -> None:
-    test = splits.load(params, "test")
-    model = graft_model.load(params.paths.finetuned_model)
-    result = export(model=model, out=params.paths.onnx_model, x_check=test.x, classes=params.data.target_classes,
-                    image=params.image, opset=params.export.opset, tolerance=params.export.tolerance,
-                    extra={"base": params.base.kind})
-    write_json(params.paths.metrics / "export.json", {"onnx": str(params.paths.onnx_model), "parity": result})
-    print(f"export: {params.paths.onnx_model} ({params.paths.onnx_model.stat().st_size / 1e3:.0f} kB); "
-          f"onnxruntime matches Keras on {result['images']} test images, max |diff| {result['max_abs_diff']:.2g}",
-          file=sys.stdout)
+    paths = params.paths
+    test, train = splits.load(params, "test"), splits.load(params, "train")
+    scores = json.loads((paths.metrics / "metrics.json").read_text())
+    pretrain = json.loads((paths.metrics / "pretrain.json").read_text())
+    prov = {"version": graft.__version__, "git_revision": provenance.git_revision(),
+            "data_hash": provenance.dvc_hash(paths.split), "params_hash": provenance.params_hash(params)}
+    extra = {**prov, "base": params.base.kind,
+             "metrics": {name: {"accuracy": s["accuracy"], "loss": s["loss"]} for name, s in scores.items()}}
+    e = params.export
+    calibration = None
+    if e.quantize:
+        order = np.random.default_rng(params.seed).permutation(len(train.x))[:e.calibration_images]
+        calibration = train.x[np.sort(order)]
+    report = export(model=graft_model.load(paths.finetuned_model), out_dir=paths.export, test_x=test.x,
+                    test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
+                    opset=e.opset, tolerance=e.tolerance, int8_max_drop=e.int8_max_drop, extra=extra,
+                    card={"classes": params.data.target_classes, "counts": split_counts(paths.split / "split.csv"),
+                          "scores": scores, "pretrain": pretrain, "provenance": prov,
+                          "params": dataclasses.asdict(params)})
+    parity = report["parity"]
+    print(f"export: {paths.export / FLOAT_NAME}: onnxruntime matches Keras on {parity['images']} test images "
+          f"at batch 1 and 32 (max |diff| {parity['max_abs_diff']:.2g})")
+    if "int8" in report:
+        q = report["int8"]
+        print(f"export: int8 {'shipped as ' + INT8_NAME if q['shipped'] else 'not shipped'}"
+              + (f", test accuracy {q['accuracy']:.4f} vs float {q['float_accuracy']:.4f}" if "accuracy" in q else "")
+              + (f" ({q['reason']})" if not q["shipped"] else ""))

@@ -1,7 +1,7 @@
 """Score images with ``model.onnx``: onnxruntime, NumPy and Pillow only (no TensorFlow).
 
     >>> from graft.predict import Predictor
-    >>> Predictor("models/model.onnx").predict(["shoe.png"], top_k=1)
+    >>> Predictor("models/export/model.onnx").predict(["shoe.png"], top_k=1)
     [{'path': 'shoe.png', 'label': 'Sandal', 'confidence': 0.998, 'top': [...]}]
 
 Images are decoded exactly as in training (graft.images.decode): EXIF orientation, mode
@@ -19,7 +19,7 @@ from graft import images, onnx_meta
 
 
 class Predictor:
-    def __init__(self, model: str | Path = "models/model.onnx"):
+    def __init__(self, model: str | Path = "models/export/model.onnx"):
         import onnxruntime as ort
 
         if not Path(model).is_file():

@@ -16,7 +16,8 @@ def _json(path: Path) -> dict:
 
 def summarize(params: Params) -> str:
     m = params.paths.metrics
-    ingest, pretrain, scores, export = (_json(m / f) for f in ("ingest.json", "pretrain.json", "metrics.json", "export.json"))
+    ingest, pretrain, scores = (_json(m / f) for f in ("ingest.json", "pretrain.json", "metrics.json"))
+    export = _json(params.paths.export / "export.json")
     lines = ["", "graft summary", "============="]
     if ingest:
         lines.append(f"data:      {ingest['origin']}")
@@ -36,7 +37,14 @@ def summarize(params: Params) -> str:
             s = scores[name]
             lines.append(f"{label + ':':26s} test accuracy {s['accuracy']:.2%} ({s['errors']} errors in {s['images']})")
     if export:
-        lines.append(f"model:     {Path(export['onnx']).resolve()} (onnxruntime parity "
-                     f"{export['parity']['max_abs_diff']:.1g} on {export['parity']['images']} images)")
+        folder = params.paths.export.resolve()
+        lines.append(f"model:     {folder / 'model.onnx'} (onnxruntime matches Keras within "
+                     f"{export['parity']['max_abs_diff']:.1g} on {export['parity']['images']} test images)")
+        int8 = export.get("int8", {})
+        if int8.get("shipped"):
+            lines.append(f"           {folder / 'model.int8.onnx'} (int8, test accuracy {int8['accuracy']:.2%})")
+        elif int8:
+            lines.append(f"           int8 not shipped: {int8['reason']}")
+        lines.append(f"           {folder / 'model_card.md'}, {folder / 'labels.json'}")
     lines.append(f"pictures:  {params.paths.plots.resolve()}/confusion.png, learning_curves.png, samples.png")
     return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""The model card: a short Markdown page that travels with model.onnx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+
+def _pct(value) -> str:
+    return f"{value:.2%}" if isinstance(value, int | float) else "n/a"
+
+
+def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[str, dict], pretrain: dict,
+           provenance: Mapping[str, str], params: dict, input_spec: dict, int8: dict | None) -> str:
+    """``counts``: split -> class -> images; ``scores``: phase -> metrics.report output."""
+    lines = [
+        "# Model card: graft image classifier", "",
+        f"**Task**: classify an image as one of {', '.join(f'`{c}`' for c in classes)}.", "",
+        "## Input and output", "",
+        f"- input `{input_spec['name']}`: uint8 pixels 0-255, NHWC, "
+        f"{input_spec['height']}x{input_spec['width']}x{input_spec['channels']}, any batch size; "
+        f"resize bilinearly to that size after applying EXIF orientation (`graft predict` does this).",
+        "- output `probabilities`: softmax over the classes, in the order above.", "",
+        "## Data", "",
+        "| split | " + " | ".join(classes) + " | total |",
+        "|---|" + "---:|" * (len(classes) + 1),
+    ]
+    for split in ("train", "valid", "test"):
+        row = counts.get(split, {})
+        lines.append(f"| {split} | " + " | ".join(str(row.get(c, 0)) for c in classes) + f" | {sum(row.values())} |")
+    lines += ["", f"Data version (DVC md5 of the split): `{provenance['data_hash']}`.", "",
+              "## How it was made", ""]
+    if "test_accuracy" in pretrain:
+        lines.append(f"- base: `{pretrain['base']}` pretrained on the source task "
+                     f"({len(pretrain['source_classes'])} classes, {pretrain['train_images']} images; "
+                     f"source test accuracy {_pct(pretrain['test_accuracy'])}).")
+    else:
+        lines.append(f"- base: `{pretrain.get('base')}` with weights `{pretrain.get('weights')}`.")
+    head, fine = params["head"], params["finetune"]
+    lines += [
+        f"- phase 1: base frozen (BatchNorm in inference mode), new head trained for up to {head['epochs']} "
+        f"epochs at lr {head['lr']}; best epoch by validation loss kept.",
+        f"- phase 2: top of the base unfrozen from `{fine['unfreeze']}` (BatchNorm kept frozen), "
+        f"fine-tuned for up to {fine['epochs']} epochs at lr {fine['lr']}.",
+        f"- git revision `{provenance['git_revision']}`, params sha256 `{provenance['params_hash'][:16]}`, "
+        f"graft {provenance['version']}.", "",
+        "## Test results", "",
+        "| model | accuracy | loss | errors | " + " | ".join(f"recall {c}" for c in classes) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(classes),
+    ]
+    for name, label in (("head", "head phase"), ("finetuned", "fine-tuned (shipped)")):
+        s = scores.get(name)
+        if s:
+            lines.append(f"| {label} | {_pct(s['accuracy'])} | {s['loss']:.4f} | {s['errors']}/{s['images']} | "
+                         + " | ".join(_pct(s["per_class"][c]["recall"]) for c in classes) + " |")
+    if int8:
+        verdict = "shipped as `model.int8.onnx`" if int8.get("shipped") else f"not shipped: {int8.get('reason')}"
+        lines += ["", f"int8 variant (static QDQ quantization): test accuracy {_pct(int8.get('accuracy'))}, {verdict}."]
+    lines += ["", "## Intended use and limits", "",
+              "- Made for images like the training data: same kind of subject, framing and colour.",
+              "  Anything else (other classes, other domains) still gets one of the classes above, "
+              "with no warning.",
+              f"- Trained on {sum(counts.get('train', {}).values())} labelled images; the test figures above come from "
+              f"{sum(counts.get('test', {}).values())} images and carry their sampling error.",
+              "- Probabilities are not calibrated beyond what the test loss shows.", "",
+              "<!-- machine-readable: -->",
+              f"<!-- {json.dumps({'classes': list(classes), 'provenance': dict(provenance)})} -->", ""]
+    return "\n".join(lines)

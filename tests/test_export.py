@@ -1,0 +1,79 @@
+"""Export tier: the published folder, its metadata and its gates, on the tiny pipeline's model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import yaml
+
+from graft import export, model as M, onnx_meta
+from graft.config import Image
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def folder(tiny_project):
+    return tiny_project / "models" / "export"
+
+
+def test_folder_holds_what_consumers_need(folder):
+    assert {p.name for p in folder.iterdir()} >= {"model.onnx", "labels.json", "model_card.md", "export.json"}
+    labels = json.loads((folder / "labels.json").read_text())
+    assert labels["classes"] == ["Sandal", "Shirt"] and labels["input"]["height"] == 28
+
+
+def test_parity_was_checked_at_batch_1_and_32(folder):
+    parity = json.loads((folder / "export.json").read_text())["parity"]
+    for batch in ("batch_1", "batch_32"):
+        assert parity[batch]["max_abs_diff"] <= 1e-4
+        assert parity[batch]["same_top1"] == parity["images"] == 20
+
+
+def test_int8_is_shipped_only_within_the_accuracy_budget(folder):
+    int8 = json.loads((folder / "export.json").read_text())["int8"]
+    assert (folder / "model.int8.onnx").exists() == int8["shipped"]
+    if int8["shipped"]:
+        assert int8["drop_points"] <= int8["max_drop_points"]
+        session = ort.InferenceSession(str(folder / "model.int8.onnx"))
+        assert onnx_meta.read(session)["precision"] == "int8"
+        assert any(node.op_type == "QuantizeLinear" for node in __import__("onnx").load(
+            str(folder / "model.int8.onnx")).graph.node)
+    else:
+        assert int8["reason"]
+
+
+def test_metadata_says_what_the_model_is_and_where_it_came_from(tiny_project, folder):
+    meta = onnx_meta.read(ort.InferenceSession(str(folder / "model.onnx")))
+    assert meta["classes"] == ["Sandal", "Shirt"]
+    assert meta["input"] | {"resize": None} == {"name": "pixels", "layout": "NHWC", "dtype": "uint8", "height": 28,
+                                                "width": 28, "channels": 1, "value_range": [0, 255], "resize": None}
+    lock = yaml.safe_load((tiny_project / "dvc.lock").read_text())
+    split_md5 = next(o["md5"] for o in lock["stages"]["split"]["outs"] if o["path"] == "data/split")
+    assert meta["data_hash"] == split_md5
+    assert len(meta["params_hash"]) == 64 and meta["git_revision"] != ""
+    metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())
+    assert meta["metrics"]["finetuned"]["accuracy"] == metrics["finetuned"]["accuracy"]
+
+
+def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder):
+    card = (folder / "model_card.md").read_text()
+    metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())
+    for phase in ("head", "finetuned"):
+        assert f"{metrics[phase]['accuracy']:.2%}" in card
+        assert f"{metrics[phase]['errors']}/{metrics[phase]['images']}" in card
+    assert "Sandal" in card and "Intended use and limits" in card
+
+
+def test_failed_parity_publishes_nothing(tmp_path, tiny_project):
+    model = M.load(tiny_project / "models" / "finetuned.keras")
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    with pytest.raises(export.ParityError, match="Nothing was published"):
+        export.export(model=model, out_dir=tmp_path / "out", test_x=x, test_y=np.zeros(4, int), calibration=None,
+                      classes=["Sandal", "Shirt"], image=Image(), opset=17, tolerance=-1.0, int8_max_drop=0.5,
+                      extra={})
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.iterdir())  # no temporary folder left behind either
