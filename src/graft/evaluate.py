@@ -19,6 +19,19 @@ def evaluate(*, models: dict, x: np.ndarray, y: np.ndarray, classes) -> tuple[di
     return {name: metrics.report(y, p, classes) for name, p in probs.items()}, probs
 
 
+def write_worst(path, *, paths, root, true, probs, classes, limit: int = 50) -> None:
+    """The fine-tuned model's mistakes, most confident first: path, true, predicted, confidence."""
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != true)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:limit]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "true", "predicted", "confidence"])
+        for i in wrong:
+            writer.writerow([paths[i].relative_to(root).as_posix(), classes[true[i]], classes[pred[i]],
+                             round(float(probs[i, pred[i]]), 6)])
+
+
 def run(params: Params) -> None:
     test = splits.load(params, "test")
     classes = params.data.target_classes
@@ -40,6 +53,11 @@ def run(params: Params) -> None:
                             [plots / "head_history.csv", plots / "finetune_history.csv"])
     figures.sample_grid(plots / "samples.png", pixels=test.x, true=test.y, pred=final,
                         confidence=probs["finetuned"].max(axis=1), classes=classes)
+    figures.reliability_diagram(plots / "reliability.png",
+                                {name: metrics.reliability(test.y, p) for name, p in probs.items()},
+                                {name: s["ece"] for name, s in scores.items()})
+    write_worst(plots / "worst_errors.csv", paths=test.paths, root=params.paths.split, true=test.y,
+                probs=probs["finetuned"], classes=classes)
     for name, s in scores.items():
         print(f"evaluate: {name:9s} test accuracy {s['accuracy']:.4f}, loss {s['loss']:.4f}, "
-              f"{s['errors']} errors in {s['images']} images")
+              f"macro-F1 {s['macro_f1']:.4f}, ECE {s['ece']:.4f}, {s['errors']} errors in {s['images']} images")

@@ -67,3 +67,17 @@ def sample_grid(path: Path, *, pixels: np.ndarray, true: np.ndarray, pred: np.nd
                      color="red" if true[i] != pred[i] else "black")
     fig.suptitle("test images: mistakes first, then least confident", fontsize=9)
     _save(fig, path)
+
+
+def reliability_diagram(path: Path, tables: dict[str, list[dict]], eces: dict[str, float]) -> None:
+    """Accuracy against confidence per bin, one line per model; the diagonal is perfect calibration."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    for name, table in tables.items():
+        used = [b for b in table if b["images"]]
+        ax.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], "o-", ms=4,
+                label=f"{name} (ECE {eces[name]:.3f})")
+    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1.02), ylim=(0, 1.02),
+           title="reliability on the test split")
+    ax.legend(loc="upper left", fontsize=8)
+    _save(fig, path)

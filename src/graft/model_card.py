@@ -45,13 +45,14 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[
         f"- git revision `{provenance['git_revision']}`, params sha256 `{provenance['params_hash'][:16]}`, "
         f"graft {provenance['version']}.", "",
         "## Test results", "",
-        "| model | accuracy | loss | errors | " + " | ".join(f"recall {c}" for c in classes) + " |",
-        "|---|---:|---:|---:|" + "---:|" * len(classes),
+        "| model | accuracy | loss | macro-F1 | ECE | errors | " + " | ".join(f"recall {c}" for c in classes) + " |",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(classes),
     ]
     for name, label in (("head", "head phase"), ("finetuned", "fine-tuned (shipped)")):
         s = scores.get(name)
         if s:
-            lines.append(f"| {label} | {_pct(s['accuracy'])} | {s['loss']:.4f} | {s['errors']}/{s['images']} | "
+            lines.append(f"| {label} | {_pct(s['accuracy'])} | {s['loss']:.4f} | {s.get('macro_f1', float('nan')):.4f} | "
+                         f"{s.get('ece', float('nan')):.4f} | {s['errors']}/{s['images']} | "
                          + " | ".join(_pct(s["per_class"][c]["recall"]) for c in classes) + " |")
     if int8:
         verdict = "shipped as `model.int8.onnx`" if int8.get("shipped") else f"not shipped: {int8.get('reason')}"
@@ -62,7 +63,7 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[
               "with no warning.",
               f"- Trained on {sum(counts.get('train', {}).values())} labelled images; the test figures above come from "
               f"{sum(counts.get('test', {}).values())} images and carry their sampling error.",
-              "- Probabilities are not calibrated beyond what the test loss shows.", "",
+              "- Confidence is only as calibrated as the ECE above says (0 is perfect; see reliability.png).", "",
               "<!-- machine-readable: -->",
               f"<!-- {json.dumps({'classes': list(classes), 'provenance': dict(provenance)})} -->", ""]
     return "\n".join(lines)

@@ -11,13 +11,18 @@ from pathlib import Path
 import yaml
 
 
+# What a pipeline run itself rewrites; changes there do not make the code or config dirty.
+RUN_RECORDS = (":!dvc.lock", ":!metrics", ":!plots")
+
+
 def git_revision(root: str | Path = ".") -> str:
-    """``<sha>`` or ``<sha>-dirty``; ``unknown`` outside a git checkout."""
+    """``<sha>``, or ``<sha>-dirty`` when tracked code or config differ from it (a ``dvc exp run``
+    with ``-S`` changes params.yaml, for example); ``unknown`` outside a git checkout."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *RUN_RECORDS],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
