@@ -27,6 +27,7 @@ TINY = {
     "pretrain": {"epochs": 2, "batch_size": 32},
     "head": {"epochs": 2, "batch_size": 8},
     "finetune": {"epochs": 2, "batch_size": 8, "unfreeze": "block2"},
+    "gate": {"min_accuracy": 0.0, "min_class_recall": 0.0, "max_regression": 1.0},  # tiny models bless
 }
 
 

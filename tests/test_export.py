@@ -57,6 +57,7 @@ def test_metadata_says_what_the_model_is_and_where_it_came_from(tiny_project, fo
     assert len(meta["params_hash"]) == 64 and meta["git_revision"] != ""
     metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())
     assert meta["metrics"]["finetuned"]["accuracy"] == metrics["finetuned"]["accuracy"]
+    assert meta["gate"] == {"blessed": True, "reasons": [], "published_anyway": False}
 
 
 def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder):
@@ -77,3 +78,19 @@ def test_failed_parity_publishes_nothing(tmp_path, tiny_project):
                       extra={})
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.iterdir())  # no temporary folder left behind either
+
+
+def test_unblessed_model_is_refused_unless_overridden(tmp_path, tiny_project):
+    from graft.gate import GateRefused
+
+    model = M.load(tiny_project / "models" / "finetuned.keras")
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    refused = {"blessed": False, "reasons": ["test accuracy 0.5 is below gate.min_accuracy 0.99"], "checks": {}}
+    options = dict(model=model, test_x=x, test_y=np.zeros(4, int), calibration=None, classes=["Sandal", "Shirt"],
+                   image=Image(), opset=17, tolerance=1e-4, int8_max_drop=0.5, extra={}, gate=refused)
+    with pytest.raises(GateRefused, match="min_accuracy.*allow_unblessed"):
+        export.export(out_dir=tmp_path / "refused", **options)
+    assert not list(tmp_path.iterdir())
+    export.export(out_dir=tmp_path / "forced", allow_unblessed=True, **options)
+    meta = onnx_meta.read(ort.InferenceSession(str(tmp_path / "forced" / "model.onnx")))
+    assert meta["gate"]["blessed"] is False and meta["gate"]["published_anyway"] is True

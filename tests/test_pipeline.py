@@ -41,7 +41,11 @@ def test_repro_writes_every_declared_output(project):
         assert metrics[phase]["images"] == 20  # 10 synthetic test images per target class
         assert 0.0 <= metrics[phase]["accuracy"] <= 1.0
     assert (project / "models" / "export" / "model.onnx").stat().st_size > 0
-    for name in ("confusion.png", "learning_curves.png", "samples.png", "confusion.csv"):
+    assert json.loads((project / "metrics" / "gate.json").read_text())["blessed"] is True
+    blessed = json.loads((project / "registry" / "blessed.json").read_text())
+    assert blessed["accuracy"] == metrics["finetuned"]["accuracy"]
+    for name in ("confusion.png", "learning_curves.png", "samples.png", "reliability.png", "confusion.csv",
+                 "worst_errors.csv"):
         assert (project / "plots" / name).stat().st_size > 0
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "finetuned" in shown and "accuracy" in shown

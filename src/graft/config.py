@@ -39,6 +39,7 @@ class Paths:
     finetuned_model: Path = Path("models/finetuned.keras")
     export: Path = Path("models/export")
     metrics: Path = Path("metrics")
+    blessed: Path = Path("registry/blessed.json")
     plots: Path = Path("plots")
 
 
@@ -116,6 +117,14 @@ class Export:
     quantize: bool = True  # also try an int8 model (onnxruntime static QDQ quantization)
     int8_max_drop: float = 0.5  # ship int8 only if its test accuracy is at most this many points lower
     calibration_images: int = 200  # train images used to calibrate int8 activation ranges
+    allow_unblessed: bool = False  # publish even when the gate refused the model
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gate:
+    min_accuracy: float = 0.99
+    min_class_recall: float = 0.98
+    max_regression: float = 0.005  # accuracy (as a fraction) the model may lose against the last blessed one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +139,7 @@ class Params:
     pretrain: Pretrain = field(default_factory=Pretrain)
     head: Head = field(default_factory=Head)
     finetune: Finetune = field(default_factory=Finetune)
+    gate: Gate = field(default_factory=Gate)
     export: Export = field(default_factory=Export)
 
 
@@ -242,6 +252,9 @@ def _check(p: Params, *, where: str) -> None:
         fail("finetune.unfreeze", "must be a layer count >= 0 or a block name")
     if p.export.tolerance <= 0 or p.export.int8_max_drop < 0 or p.export.calibration_images < 1:
         fail("export", "tolerance must be positive, int8_max_drop >= 0 and calibration_images >= 1")
+    for key in ("min_accuracy", "min_class_recall", "max_regression"):
+        if not 0 <= getattr(p.gate, key) <= 1:
+            fail(f"gate.{key}", "must be between 0 and 1 (a fraction, not a percentage)")
     if not 0 < p.pretrain.valid_fraction < 1:
         fail("pretrain.valid_fraction", "must be between 0 and 1")
 

@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 
-from graft import figures, metrics, model as graft_model, splits
+from graft import figures, gate as release_gate, metrics, model as graft_model, provenance, splits
 from graft.atomic import atomic_path, write_json
 from graft.config import Params
 
@@ -58,6 +58,20 @@ def run(params: Params) -> None:
                                 {name: s["ece"] for name, s in scores.items()})
     write_worst(plots / "worst_errors.csv", paths=test.paths, root=params.paths.split, true=test.y,
                 probs=probs["finetuned"], classes=classes)
+    g = params.gate
+    previous = release_gate.read_record(params.paths.blessed)
+    decision = release_gate.decide(scores=scores["finetuned"], min_accuracy=g.min_accuracy,
+                                   min_class_recall=g.min_class_recall, max_regression=g.max_regression,
+                                   previous=previous)
+    write_json(params.paths.metrics / "gate.json", decision)
+    if decision["blessed"]:
+        write_json(params.paths.blessed, {"accuracy": scores["finetuned"]["accuracy"],
+                                          "per_class": scores["finetuned"]["per_class"],
+                                          "git_revision": provenance.git_revision(),
+                                          "data_hash": provenance.dvc_hash(params.paths.split)})
+    else:  # the last blessed model stays the reference ({} before any model was blessed)
+        write_json(params.paths.blessed, previous or {})
     for name, s in scores.items():
         print(f"evaluate: {name:9s} test accuracy {s['accuracy']:.4f}, loss {s['loss']:.4f}, "
               f"macro-F1 {s['macro_f1']:.4f}, ECE {s['ece']:.4f}, {s['errors']} errors in {s['images']} images")
+    print("evaluate: gate: " + ("blessed" if decision["blessed"] else "NOT blessed: " + "; ".join(decision["reasons"])))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import graft
-from graft import model as graft_model, model_card, onnx_meta, provenance, splits
+from graft import gate as release_gate, model as graft_model, model_card, onnx_meta, provenance, splits
 from graft.atomic import atomic_path, write_json
 from graft.config import Params
 
@@ -32,11 +32,13 @@ class ParityError(RuntimeError):
 def to_onnx(model, path: Path, *, opset: int, metadata: dict[str, str]) -> None:
     """Export an inference model (no training-only layers) with a named output and metadata."""
     import onnx
+    import tensorflow as tf
 
     model(np.zeros((1, *model.input_shape[1:]), dtype="uint8"))  # Keras needs a call before export
+    signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8, name=onnx_meta.INPUT_NAME)]
     with tempfile.TemporaryDirectory(prefix="graft-onnx-") as tmp:
         raw_path = Path(tmp) / "raw.onnx"
-        model.export(str(raw_path), format="onnx", opset_version=opset, verbose=False)
+        model.export(str(raw_path), format="onnx", opset_version=opset, input_signature=signature, verbose=False)
         proto = onnx.load(str(raw_path))
     graph = proto.graph
     if graph.input[0].name != onnx_meta.INPUT_NAME:
@@ -110,8 +112,13 @@ def split_counts(split_csv: Path) -> dict[str, dict[str, int]]:
 
 def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, calibration: np.ndarray | None,
            classes, image, opset: int, tolerance: float, int8_max_drop: float, extra: dict,
-           card: dict | None = None) -> dict:
-    """Write and verify the export folder; return the export report."""
+           card: dict | None = None, gate: dict | None = None, allow_unblessed: bool = False) -> dict:
+    """Write and verify the export folder; return the export report. With a ``gate`` decision,
+    refuse (:class:`graft.gate.GateRefused`, nothing written) an unblessed model unless allowed."""
+    if gate is not None:
+        release_gate.require(gate, allow_unblessed=allow_unblessed)
+        extra = {**extra, "gate": {"blessed": gate["blessed"], "reasons": gate["reasons"],
+                                   "published_anyway": not gate["blessed"]}}
     input_spec = {"name": onnx_meta.INPUT_NAME, "height": image.height, "width": image.width,
                   "channels": image.channels}
     metadata = onnx_meta.describe(classes=classes, height=image.height, width=image.width,
@@ -129,6 +136,8 @@ def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, cali
         if card is not None:
             (tmp / "model_card.md").write_text(model_card.render(**card, input_spec=input_spec,
                                                                  int8=report.get("int8")))
+        if gate is not None:
+            report["gate"] = extra["gate"]
         write_json(tmp / "export.json", report)
     return report
 
@@ -137,6 +146,7 @@ def run(params: Params) -> None:
     paths = params.paths
     test, train = splits.load(params, "test"), splits.load(params, "train")
     scores = json.loads((paths.metrics / "metrics.json").read_text())
+    gate = json.loads((paths.metrics / "gate.json").read_text())
     pretrain = json.loads((paths.metrics / "pretrain.json").read_text())
     prov = {"version": graft.__version__, "git_revision": provenance.git_revision(),
             "data_hash": provenance.dvc_hash(paths.split), "params_hash": provenance.params_hash(params)}
@@ -152,7 +162,8 @@ def run(params: Params) -> None:
                     opset=e.opset, tolerance=e.tolerance, int8_max_drop=e.int8_max_drop, extra=extra,
                     card={"classes": params.data.target_classes, "counts": split_counts(paths.split / "split.csv"),
                           "scores": scores, "pretrain": pretrain, "provenance": prov,
-                          "params": dataclasses.asdict(params)})
+                          "params": dataclasses.asdict(params), "gate": gate},
+                    gate=gate, allow_unblessed=e.allow_unblessed)
     parity = report["parity"]
     print(f"export: {paths.export / FLOAT_NAME}: onnxruntime matches Keras on {parity['images']} test images "
           f"at batch 1 and 32 (max |diff| {parity['max_abs_diff']:.2g})")

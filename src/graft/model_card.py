@@ -11,7 +11,8 @@ def _pct(value) -> str:
 
 
 def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[str, dict], pretrain: dict,
-           provenance: Mapping[str, str], params: dict, input_spec: dict, int8: dict | None) -> str:
+           provenance: Mapping[str, str], params: dict, input_spec: dict, int8: dict | None,
+           gate: dict | None = None) -> str:
     """``counts``: split -> class -> images; ``scores``: phase -> metrics.report output."""
     lines = [
         "# Model card: graft image classifier", "",
@@ -54,6 +55,9 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[
             lines.append(f"| {label} | {_pct(s['accuracy'])} | {s['loss']:.4f} | {s.get('macro_f1', float('nan')):.4f} | "
                          f"{s.get('ece', float('nan')):.4f} | {s['errors']}/{s['images']} | "
                          + " | ".join(_pct(s["per_class"][c]["recall"]) for c in classes) + " |")
+    if gate is not None:
+        lines += ["", "**Gate**: " + ("blessed (every threshold under `gate:` in params.yaml met)." if gate["blessed"]
+                                      else "NOT blessed, published by explicit override: " + "; ".join(gate["reasons"]) + ".")]
     if int8:
         verdict = "shipped as `model.int8.onnx`" if int8.get("shipped") else f"not shipped: {int8.get('reason')}"
         lines += ["", f"int8 variant (static QDQ quantization): test accuracy {_pct(int8.get('accuracy'))}, {verdict}."]
