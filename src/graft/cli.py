@@ -21,7 +21,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [config.ConfigError, DataNotFound, FileNotFoundError]
     for module, name in (("graft.validate", "ValidationFailed"), ("graft.export", "ParityError"),
-                         ("graft.gate", "GateRefused"),
+                         ("graft.gate", "GateRefused"), ("graft.compare", "PoolTooSmall"),
                          ("graft.ingest", "TargetFolderError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
@@ -40,10 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--model", default="models/export/model.onnx")
     predict.add_argument("--format", choices=("json", "csv"), default="json")
     predict.add_argument("--top-k", type=int, default=1)
+    comp = commands.add_parser("compare", help="transfer against training from scratch, over seeds and sizes")
+    comp.add_argument("--seeds", type=int, default=3, help="how many seeds (seed, seed+1, ...)")
+    comp.add_argument("--sizes", default="", help="training images per class for the data-efficiency curve, "
+                                                   "e.g. 10,50,100,500 (drawn from the unused labelled pool)")
+    comp.add_argument("--out", default="reports/compare")
     args = parser.parse_args(argv)
     try:
         if args.command == "predict":
             return _predict(args)
+        if args.command == "compare":
+            return _compare(args)
         params = config.load(args.params)
         if args.command == "summary":
             from graft.summary import summarize
@@ -54,6 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as err:
         print(f"graft {args.command}: error: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from graft.compare import compare
+
+    params = config.load(args.params)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    summary = compare(params=params, seeds=[params.seed + i for i in range(args.seeds)], sizes=sizes,
+                      out_dir=Path(args.out))
+    t, s = summary["transfer"], summary["scratch"]
+    print(f"compare: over {args.seeds} seeds, {summary['train_per_class']} training images per class: "
+          f"transfer {t['mean']:.4f} +- {t['std']:.4f}, scratch {s['mean']:.4f} +- {s['std']:.4f}; "
+          f"transfer removes {summary['lift']['error_reduction']:.1f}x the errors ({args.out}/compare.json)")
     return 0
 
 

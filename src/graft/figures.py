@@ -81,3 +81,16 @@ def reliability_diagram(path: Path, tables: dict[str, list[dict]], eces: dict[st
            title="reliability on the test split")
     ax.legend(loc="upper left", fontsize=8)
     _save(fig, path)
+
+
+def data_efficiency(path: Path, curve: list[dict]) -> None:
+    """Test accuracy against labelled images per class, transfer and scratch."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    sizes = [row["per_class"] for row in curve]
+    for name, style in (("transfer", "o-"), ("scratch", "s--")):
+        ax.plot(sizes, [row[name] for row in curve], style, label=name)
+    ax.set(xscale="log", xlabel="labelled training images per class", ylabel="test accuracy",
+           title="data efficiency")
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.legend()
+    _save(fig, path)

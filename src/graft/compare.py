@@ -1,0 +1,120 @@
+"""``graft compare``: transfer against the same network trained from scratch, honestly.
+
+Transfer is the pipeline's recipe (head phase on a frozen clone of model A's base, then
+fine-tuning). Scratch is the same architecture with random weights, trained on the same images
+for the same number of epochs (``head.epochs + finetune.epochs``) at ``head.lr``, everything
+trainable. Its BatchNorm layers use momentum 0.9: a small set gives a few steps an epoch, and
+with Keras' default 0.99 the moving statistics barely leave their initial values, so the
+model predicts one class at test time (a known trap, and a bug rather than a result).
+
+Several seeds give a mean and a standard deviation; several training-set sizes (drawn from the
+labelled pool the split did not use for valid or test) give a data-efficiency curve.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from graft import figures, images, model as graft_model, splits, training
+from graft.atomic import write_json
+from graft.bases import BASE_NAME, compact_cnn
+from graft.config import Params
+from graft.split import order_key
+
+
+class PoolTooSmall(ValueError):
+    """A requested training-set size needs more labelled images than the pool holds."""
+
+
+def scratch_model(params: Params, *, num_classes: int, seed: int) -> keras.Model:
+    """The transfer model's architecture with random weights, all trainable."""
+    image = params.image
+    inputs = graft_model.pixel_input(params)
+    x = graft_model.PixelAdapter(size=(image.height, image.width), channels=image.channels, mode="unit")(inputs)
+    base = compact_cnn(input_shape=(image.height, image.width, image.channels), filters=params.base.filters,
+                       convs_per_block=params.base.convs_per_block, seed=seed)
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    x = base(x)
+    x = keras.layers.Dropout(params.head.dropout, seed=seed)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name=graft_model.OUTPUT_NAME,
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
+    return keras.Model(inputs, outputs, name="scratch")
+
+
+def transfer_accuracy(*, params: Params, source, train, valid, test, seed: int) -> float:
+    from graft.finetune import finetune
+    from graft.train_head import train_head
+
+    h, f = params.head, params.finetune
+    model, _ = train_head(source=source, train=train, valid=valid, num_classes=len(params.data.target_classes),
+                          dropout=h.dropout, epochs=h.epochs, batch_size=h.batch_size, lr=h.lr, seed=seed)
+    finetune(model=model, unfreeze=f.unfreeze, train=train, valid=valid, epochs=f.epochs, batch_size=f.batch_size,
+             lr=f.lr, seed=seed)
+    return float((model.predict(test[0], verbose=0).argmax(1) == test[1]).mean())
+
+
+def scratch_accuracy(*, params: Params, train, valid, test, seed: int) -> float:
+    training.seed_everything(seed)
+    model = scratch_model(params, num_classes=len(params.data.target_classes), seed=seed)
+    training.fit(model, train=train, valid=valid, epochs=params.head.epochs + params.finetune.epochs,
+                 batch_size=params.head.batch_size, lr=params.head.lr, seed=seed)
+    return float((model.predict(test[0], verbose=0).argmax(1) == test[1]).mean())
+
+
+def pool_subset(params: Params, *, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` labelled images per class from the train split and the unused pool (never
+    valid or test), in a seeded hash order, so larger sizes contain smaller ones."""
+    table = pd.read_csv(params.paths.split / "split.csv", keep_default_na=False)
+    table = table[table["split"].isin(["train", ""])].copy()
+    table["key"] = [order_key(seed, p) for p in table["path"]]
+    chosen = table.sort_values("key").groupby("class").head(per_class)
+    classes = list(params.data.target_classes)
+    short = {c: n for c, n in chosen.groupby("class").size().items() if n < per_class}
+    if short or set(chosen["class"]) != set(classes):
+        raise PoolTooSmall(f"--sizes {per_class}: the labelled pool has fewer images for {short or classes}")
+    shape = {"height": params.image.height, "width": params.image.width, "channels": params.image.channels}
+    x = np.stack([images.decode(params.paths.target / p, **shape) for p in chosen["path"]])
+    return x, np.array([classes.index(c) for c in chosen["class"]], dtype=np.int32)
+
+
+def _mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "runs": values}
+
+
+def compare(*, params: Params, seeds: list[int], sizes: list[int], out_dir: Path) -> dict:
+    source = graft_model.load(params.paths.source_model)
+    data = {name: splits.load(params, name) for name in ("train", "valid", "test")}
+    train, valid, test = ((d.x, d.y) for d in data.values())
+    by_seed = {"transfer": [], "scratch": []}
+    for seed in seeds:
+        by_seed["transfer"].append(transfer_accuracy(params=params, source=source, train=train, valid=valid,
+                                                     test=test, seed=seed))
+        by_seed["scratch"].append(scratch_accuracy(params=params, train=train, valid=valid, test=test, seed=seed))
+        print(f"compare: seed {seed}: transfer {by_seed['transfer'][-1]:.4f}, scratch {by_seed['scratch'][-1]:.4f}")
+    curve = []
+    for size in sizes:
+        subset = pool_subset(params, per_class=size, seed=seeds[0])
+        row = {"per_class": size,
+               "transfer": transfer_accuracy(params=params, source=source, train=subset, valid=valid, test=test,
+                                             seed=seeds[0]),
+               "scratch": scratch_accuracy(params=params, train=subset, valid=valid, test=test, seed=seeds[0])}
+        curve.append(row)
+        print(f"compare: {size} per class: transfer {row['transfer']:.4f}, scratch {row['scratch']:.4f}")
+    summary = {name: _mean_std(values) for name, values in by_seed.items()}
+    t, s = summary["transfer"]["mean"], summary["scratch"]["mean"]
+    summary["lift"] = {"accuracy_points": (t - s) * 100,
+                       "error_reduction": (1 - s) / (1 - t) if t < 1 else float("inf")}
+    summary.update(seeds=seeds, train_per_class=int(np.bincount(data["train"].y).min()), data_efficiency=curve)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "compare.json", summary)
+    if curve:
+        figures.data_efficiency(out_dir / "data_efficiency.png", curve)
+    return summary
