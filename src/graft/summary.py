@@ -16,7 +16,7 @@ def _json(path: Path) -> dict:
 
 def summarize(params: Params) -> str:
     m = params.paths.metrics
-    ingest, pretrain, scores = (_json(m / f) for f in ("ingest.json", "pretrain.json", "metrics.json"))
+    ingest, pretrain, scores, gate = (_json(m / f) for f in ("ingest.json", "pretrain.json", "metrics.json", "gate.json"))
     export = _json(params.paths.export / "export.json")
     lines = ["", "graft summary", "============="]
     if ingest:
@@ -36,6 +36,8 @@ def summarize(params: Params) -> str:
         if name in scores:
             s = scores[name]
             lines.append(f"{label + ':':26s} test accuracy {s['accuracy']:.2%} ({s['errors']} errors in {s['images']})")
+    if gate:
+        lines.append("gate:      " + ("blessed" if gate["blessed"] else "NOT blessed: " + "; ".join(gate["reasons"])))
     if export:
         folder = params.paths.export.resolve()
         lines.append(f"model:     {folder / 'model.onnx'} (onnxruntime matches Keras within "
@@ -46,5 +48,6 @@ def summarize(params: Params) -> str:
         elif int8:
             lines.append(f"           int8 not shipped: {int8['reason']}")
         lines.append(f"           {folder / 'model_card.md'}, {folder / 'labels.json'}")
-    lines.append(f"pictures:  {params.paths.plots.resolve()}/confusion.png, learning_curves.png, samples.png")
+    lines.append(f"pictures:  {params.paths.plots.resolve()}/confusion.png, learning_curves.png, samples.png, "
+                 "reliability.png")
     return "\n".join(lines)
