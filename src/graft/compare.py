@@ -64,7 +64,7 @@ def scratch_accuracy(*, params: Params, train, valid, test, seed: int) -> float:
     training.seed_everything(seed)
     model = scratch_model(params, num_classes=len(params.data.target_classes), seed=seed)
     training.fit(model, train=train, valid=valid, epochs=params.head.epochs + params.finetune.epochs,
-                 batch_size=params.head.batch_size, lr=params.head.lr, seed=seed)
+                 batch_size=params.head.batch_size, lr=params.head.lr)
     return float((model.predict(test[0], verbose=0).argmax(1) == test[1]).mean())
 
 

@@ -14,7 +14,7 @@ def finetune(*, model: "graft_model.keras.Model", unfreeze: int | str, train, va
     """Fine-tune ``model`` (a head-phase model) in place; return the unfrozen layers and the fit."""
     training.seed_everything(seed)
     unfrozen = graft_model.unfreeze_top(model.get_layer(BASE_NAME), unfreeze=unfreeze)
-    result = training.fit(model, train=train, valid=valid, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    result = training.fit(model, train=train, valid=valid, epochs=epochs, batch_size=batch_size, lr=lr)
     return unfrozen, result
 
 

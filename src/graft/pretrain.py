@@ -37,7 +37,7 @@ def pretrain(*, params: Params, source_dir: Path) -> tuple["graft_model.keras.Mo
     fit_idx, val_idx = holdout(len(data.y), fraction=params.pretrain.valid_fraction, seed=params.seed)
     p = params.pretrain
     result = training.fit(source, train=(data.x[fit_idx], data.y[fit_idx]), valid=(data.x[val_idx], data.y[val_idx]),
-                          epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=params.seed)
+                          epochs=p.epochs, batch_size=p.batch_size, lr=p.lr)
     report.update(source_classes=list(classes), train_images=len(fit_idx), valid_images=len(val_idx),
                   best_epoch=result.best_epoch, valid_loss=result.best_val_loss,
                   valid_accuracy=result.history["val_accuracy"][result.best_epoch - 1])

@@ -12,7 +12,7 @@ def train_head(*, source: "graft_model.keras.Model", train, valid, num_classes: 
     """Graft a head onto a frozen clone of ``source``'s base and fit it; ``source`` is unchanged."""
     training.seed_everything(seed)
     model = graft_model.graft_head(source, num_classes=num_classes, dropout=dropout, seed=seed)
-    result = training.fit(model, train=train, valid=valid, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    result = training.fit(model, train=train, valid=valid, epochs=epochs, batch_size=batch_size, lr=lr)
     return model, result
 
 

@@ -1,4 +1,4 @@
-"""The one fit loop every phase uses: seeded, best weights by validation loss, history kept."""
+"""The one fit loop every phase uses: best weights by validation loss, history kept (seed first with seed_everything)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class FitResult:
 
 
 def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
-        epochs: int, batch_size: int, lr: float, seed: int) -> FitResult:
+        epochs: int, batch_size: int, lr: float) -> FitResult:
     """Compile ``model`` with Adam at ``lr``, train it, and leave it holding the weights of the
     epoch with the lowest validation loss."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
