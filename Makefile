@@ -21,7 +21,8 @@ run: install data repo ## set up, get the default data, run the whole pipeline, 
 	dvc repro
 	@graft summary
 
-test: install ## the whole test suite (unit, data, pipeline, consumer tiers)
+test: install ## lint, then the whole test suite (unit, data, pipeline, consumer tiers)
+	ruff check src tests flows bench
 	pytest
 
 install: $(VENV)/.installed

@@ -123,7 +123,8 @@ def main(root: Path) -> None:
         model = M.load(finetuned)
         calib = np.random.default_rng(1).integers(0, 256, (64, *model.input_shape[1:]), dtype=np.uint8)
         rows += bench("default (compact CNN, 28x28x1)", model, calib, gflops, runs=300)
-    params = Params(base=Base(kind="mobilenet_v2", weights="none", input_size=224), image=Image(height=224, width=224, channels=3))
+    params = Params(base=Base(kind="mobilenet_v2", weights="none", input_size=224),
+                    image=Image(height=224, width=224, channels=3))
     mobilenet = M.graft_head(M.build_source_model(params), num_classes=2, dropout=0.0, seed=0)
     calib = np.random.default_rng(1).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
     rows += bench("MobileNetV2 224x224x3", mobilenet, calib, gflops, runs=50)

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from graft.compare import scratch_model
+from graft.scratch import Collapsed, check_not_collapsed, scratch_model
 from graft.config import Base, Image, Params
 from tests.conftest import BIN, run
 
@@ -22,6 +22,12 @@ def test_scratch_model_is_the_same_architecture_all_trainable_with_fast_batchnor
     assert norms and all(layer.momentum == 0.9 for layer in norms)
     out = model.predict(np.zeros((3, 16, 16, 1), np.uint8), verbose=0)
     assert out.shape == (3, 2)
+
+
+def test_a_collapsed_baseline_is_refused():
+    check_not_collapsed(np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
+    with pytest.raises(Collapsed, match="only 'b'"):
+        check_not_collapsed(np.array([[0.4, 0.6], [0.2, 0.8]]), ["a", "b"])
 
 
 @pytest.mark.slow

@@ -67,6 +67,9 @@ def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder
         assert f"{metrics[phase]['accuracy']:.2%}" in card
         assert f"{metrics[phase]['errors']}/{metrics[phase]['images']}" in card
     assert "Sandal" in card and "Intended use and limits" in card
+    lift = metrics["transfer_lift"]
+    assert f"reaches {lift['scratch_accuracy']:.2%}" in card and f"{lift['accuracy_points']:+.2f} points" in card
+    assert "**Gate**: blessed" in card
 
 
 def test_failed_parity_publishes_nothing(tmp_path, tiny_project):

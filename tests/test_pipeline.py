@@ -31,7 +31,8 @@ def test_stage_order_comes_from_dvc(project):
     before = {name: i for i, name in enumerate(order)}
     for stage, deps in {"validate": ["ingest"], "split": ["validate"], "pretrain": ["ingest"],
                         "train_head": ["pretrain", "split"], "finetune": ["train_head"],
-                        "evaluate": ["finetune"], "export": ["finetune"]}.items():
+                        "scratch": ["split"], "evaluate": ["finetune", "scratch"],
+                        "export": ["finetune", "evaluate"]}.items():
         assert all(before[d] < before[stage] for d in deps), (stage, order)
 
 
@@ -41,6 +42,10 @@ def test_repro_writes_every_declared_output(project):
         assert metrics[phase]["images"] == 20  # 10 synthetic test images per target class
         assert 0.0 <= metrics[phase]["accuracy"] <= 1.0
     assert (project / "models" / "export" / "model.onnx").stat().st_size > 0
+    lift = metrics["transfer_lift"]
+    scratch = json.loads((project / "metrics" / "scratch.json").read_text())
+    assert lift["scratch_accuracy"] == scratch["accuracy"]
+    assert lift["accuracy_points"] == pytest.approx((metrics["finetuned"]["accuracy"] - scratch["accuracy"]) * 100)
     assert json.loads((project / "metrics" / "gate.json").read_text())["blessed"] is True
     blessed = json.loads((project / "registry" / "blessed.json").read_text())
     assert blessed["accuracy"] == metrics["finetuned"]["accuracy"]

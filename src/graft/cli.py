@@ -13,7 +13,7 @@ import sys
 import graft  # noqa: F401  (telemetry off before anything else is imported)
 from graft import config
 
-STAGES = ("ingest", "validate", "split", "pretrain", "train_head", "finetune", "evaluate", "export")
+STAGES = ("ingest", "validate", "split", "pretrain", "train_head", "finetune", "scratch", "evaluate", "export")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -22,6 +22,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [config.ConfigError, DataNotFound, FileNotFoundError]
     for module, name in (("graft.validate", "ValidationFailed"), ("graft.export", "ParityError"),
                          ("graft.gate", "GateRefused"), ("graft.compare", "PoolTooSmall"),
+                         ("graft.scratch", "Collapsed"),
                          ("graft.ingest", "TargetFolderError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))

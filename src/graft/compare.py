@@ -1,11 +1,8 @@
 """``graft compare``: transfer against the same network trained from scratch, honestly.
 
 Transfer is the pipeline's recipe (head phase on a frozen clone of model A's base, then
-fine-tuning). Scratch is the same architecture with random weights, trained on the same images
-for the same number of epochs (``head.epochs + finetune.epochs``) at ``head.lr``, everything
-trainable. Its BatchNorm layers use momentum 0.9: a small set gives a few steps an epoch, and
-with Keras' default 0.99 the moving statistics barely leave their initial values, so the
-model predicts one class at test time (a known trap, and a bug rather than a result).
+fine-tuning); scratch is the ``scratch`` stage's recipe (graft.scratch): the same architecture
+from random weights, the same images, the same epoch budget.
 
 Several seeds give a mean and a standard deviation; several training-set sizes (drawn from the
 labelled pool the split did not use for valid or test) give a data-efficiency curve.
@@ -16,36 +13,18 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 
-from graft import figures, images, model as graft_model, splits, training
+from graft import figures, images, model as graft_model, splits
 from graft.atomic import write_json
-from graft.bases import BASE_NAME, compact_cnn
 from graft.config import Params
+from graft.scratch import train_scratch
 from graft.split import order_key
 
 
 class PoolTooSmall(ValueError):
     """A requested training-set size needs more labelled images than the pool holds."""
-
-
-def scratch_model(params: Params, *, num_classes: int, seed: int) -> keras.Model:
-    """The transfer model's architecture with random weights, all trainable."""
-    image = params.image
-    inputs = graft_model.pixel_input(params)
-    x = graft_model.PixelAdapter(size=(image.height, image.width), channels=image.channels, mode="unit")(inputs)
-    base = compact_cnn(input_shape=(image.height, image.width, image.channels), filters=params.base.filters,
-                       convs_per_block=params.base.convs_per_block, seed=seed)
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.9
-    x = base(x)
-    x = keras.layers.Dropout(params.head.dropout, seed=seed)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name=graft_model.OUTPUT_NAME,
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
-    return keras.Model(inputs, outputs, name="scratch")
 
 
 def transfer_accuracy(*, params: Params, source, train, valid, test, seed: int) -> float:
@@ -61,10 +40,7 @@ def transfer_accuracy(*, params: Params, source, train, valid, test, seed: int) 
 
 
 def scratch_accuracy(*, params: Params, train, valid, test, seed: int) -> float:
-    training.seed_everything(seed)
-    model = scratch_model(params, num_classes=len(params.data.target_classes), seed=seed)
-    training.fit(model, train=train, valid=valid, epochs=params.head.epochs + params.finetune.epochs,
-                 batch_size=params.head.batch_size, lr=params.head.lr)
+    model = train_scratch(params=params, train=train, valid=valid, seed=seed)
     return float((model.predict(test[0], verbose=0).argmax(1) == test[1]).mean())
 
 

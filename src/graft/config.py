@@ -121,6 +121,11 @@ class Export:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Scratch:
+    enabled: bool = True  # train the same architecture from random weights, to measure transfer's lift
+
+
+@dataclass(frozen=True, kw_only=True)
 class Gate:
     min_accuracy: float = 0.99
     min_class_recall: float = 0.98
@@ -139,6 +144,7 @@ class Params:
     pretrain: Pretrain = field(default_factory=Pretrain)
     head: Head = field(default_factory=Head)
     finetune: Finetune = field(default_factory=Finetune)
+    scratch: Scratch = field(default_factory=Scratch)
     gate: Gate = field(default_factory=Gate)
     export: Export = field(default_factory=Export)
 
@@ -210,7 +216,8 @@ def _check(p: Params, *, where: str) -> None:
         raise ConfigError(f"{where}: {key}: {message}")
 
     if p.data.target not in ("fashion_mnist", "folder"):
-        fail("data.target", f"{p.data.target!r}; use 'fashion_mnist' (the default data) or 'folder' (your images at paths.target)")
+        fail("data.target", f"{p.data.target!r}; use 'fashion_mnist' (the default data) "
+             "or 'folder' (your images at paths.target)")
     if p.data.target == "folder" and _inside(p.paths.target, p.paths.raw):
         fail("paths.target", f"{p.paths.target} is inside paths.raw ({p.paths.raw}), which DVC deletes before ingest runs; "
              "keep your own images outside it")

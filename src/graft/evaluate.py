@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 
@@ -17,6 +18,12 @@ def evaluate(*, models: dict, x: np.ndarray, y: np.ndarray, classes) -> tuple[di
     """Score each named model; return (metrics per model, probabilities per model)."""
     probs = {name: m.predict(x, batch_size=256, verbose=0) for name, m in models.items()}
     return {name: metrics.report(y, p, classes) for name, p in probs.items()}, probs
+
+
+def lift(*, transfer: float, scratch: float) -> dict:
+    """Transfer's gain over the scratch baseline on the same test split."""
+    return {"scratch_accuracy": scratch, "accuracy_points": round((transfer - scratch) * 100, 4),
+            "error_reduction": round((1 - scratch) / (1 - transfer), 4) if transfer < 1 else None}
 
 
 def write_worst(path, *, paths, root, true, probs, classes, limit: int = 50) -> None:
@@ -37,8 +44,11 @@ def run(params: Params) -> None:
     classes = params.data.target_classes
     models = {name: graft_model.load(getattr(params.paths, attr)) for name, attr in PHASES.items()}
     scores, probs = evaluate(models=models, x=test.x, y=test.y, classes=classes)
-    write_json(params.paths.metrics / "metrics.json",
-               {name: {k: v for k, v in s.items() if k != "confusion_matrix"} for name, s in scores.items()})
+    report = {name: {k: v for k, v in s.items() if k != "confusion_matrix"} for name, s in scores.items()}
+    scratch = json.loads((params.paths.metrics / "scratch.json").read_text())
+    if scratch.get("enabled"):
+        report["transfer_lift"] = lift(transfer=scores["finetuned"]["accuracy"], scratch=scratch["accuracy"])
+    write_json(params.paths.metrics / "metrics.json", report)
     plots = params.paths.plots
     final = probs["finetuned"].argmax(axis=1)
     with atomic_path(plots / "confusion.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -74,4 +84,8 @@ def run(params: Params) -> None:
     for name, s in scores.items():
         print(f"evaluate: {name:9s} test accuracy {s['accuracy']:.4f}, loss {s['loss']:.4f}, "
               f"macro-F1 {s['macro_f1']:.4f}, ECE {s['ece']:.4f}, {s['errors']} errors in {s['images']} images")
+    if "transfer_lift" in report:
+        t = report["transfer_lift"]
+        print(f"evaluate: transfer lift over scratch ({t['scratch_accuracy']:.4f}): {t['accuracy_points']:+.2f} points"
+              + (f"; scratch makes {t['error_reduction']:.1f}x the errors" if t["error_reduction"] else ""))
     print("evaluate: gate: " + ("blessed" if decision["blessed"] else "NOT blessed: " + "; ".join(decision["reasons"])))

@@ -49,12 +49,19 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[
         "| model | accuracy | loss | macro-F1 | ECE | errors | " + " | ".join(f"recall {c}" for c in classes) + " |",
         "|---|---:|---:|---:|---:|---:|" + "---:|" * len(classes),
     ]
-    for name, label in (("head", "head phase"), ("finetuned", "fine-tuned (shipped)")):
+    for name, label in (("head", "head phase"), ("finetuned", "fine-tuned (shipped)")):  # transfer_lift is not a model
         s = scores.get(name)
         if s:
             lines.append(f"| {label} | {_pct(s['accuracy'])} | {s['loss']:.4f} | {s.get('macro_f1', float('nan')):.4f} | "
                          f"{s.get('ece', float('nan')):.4f} | {s['errors']}/{s['images']} | "
                          + " | ".join(_pct(s["per_class"][c]["recall"]) for c in classes) + " |")
+    lift = scores.get("transfer_lift")
+    if lift:
+        ratio = f" (scratch makes {lift['error_reduction']:.1f}x the errors)" if lift.get("error_reduction") else ""
+        n_train = sum(counts.get("train", {}).values())
+        lines += ["", f"**Transfer lift**: the same architecture trained from random weights on the same {n_train} "
+                      f"images for the same epochs reaches {_pct(lift['scratch_accuracy'])}; transfer gains "
+                      f"{lift['accuracy_points']:+.2f} points{ratio}. One seed: `graft compare --seeds N` gives the spread."]
     if gate is not None:
         lines += ["", "**Gate**: " + ("blessed (every threshold under `gate:` in params.yaml met)." if gate["blessed"]
                                       else "NOT blessed, published by explicit override: " + "; ".join(gate["reasons"]) + ".")]
