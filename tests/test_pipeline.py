@@ -112,7 +112,10 @@ def test_users_own_folder_replaces_the_target_and_is_never_touched(tmp_path, fak
         (mine / cls).mkdir(parents=True)
         for i in range(20):
             pixels = rng.integers(0, 60, (20, 24, 3), dtype=np.uint8)
-            pixels[2 + 8 * k: 8 + 8 * k] = 230
+            if k == 0:
+                pixels[::2] = 230  # cats: horizontal stripes
+            else:
+                pixels[:, ::3] = 230  # dogs: vertical stripes
             Image.fromarray(pixels).save(mine / cls / f"{cls} {i}.{'jpg' if i % 2 else 'png'}")
 
     def fingerprint():
@@ -134,3 +137,11 @@ def test_users_own_folder_replaces_the_target_and_is_never_touched(tmp_path, fak
     metrics = json.loads((root / "metrics" / "metrics.json").read_text())
     assert set(metrics["finetuned"]["per_class"]) == {"cat", "dog"}
     assert metrics["finetuned"]["images"] == 10  # 25% of 20 per class
+    # 16 images at batch 8 for 4 epochs is too few steps for a scratch baseline: it collapses, and
+    # then no lift may be reported (a collapsed baseline would flatter transfer)
+    scratch = json.loads((root / "metrics" / "scratch.json").read_text())
+    if scratch["collapsed_to"]:
+        assert metrics["transfer_lift"] == {"unavailable": f"the scratch baseline collapsed to {scratch['collapsed_to']!r}"}
+        assert "no transfer lift" in out
+    else:
+        assert metrics["transfer_lift"]["scratch_accuracy"] == scratch["accuracy"]

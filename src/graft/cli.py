@@ -22,7 +22,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [config.ConfigError, DataNotFound, FileNotFoundError]
     for module, name in (("graft.validate", "ValidationFailed"), ("graft.export", "ParityError"),
                          ("graft.gate", "GateRefused"), ("graft.compare", "PoolTooSmall"),
-                         ("graft.scratch", "Collapsed"),
                          ("graft.ingest", "TargetFolderError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))

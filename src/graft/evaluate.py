@@ -46,7 +46,9 @@ def run(params: Params) -> None:
     scores, probs = evaluate(models=models, x=test.x, y=test.y, classes=classes)
     report = {name: {k: v for k, v in s.items() if k != "confusion_matrix"} for name, s in scores.items()}
     scratch = json.loads((params.paths.metrics / "scratch.json").read_text())
-    if scratch.get("enabled"):
+    if scratch.get("collapsed_to"):
+        report["transfer_lift"] = {"unavailable": f"the scratch baseline collapsed to {scratch['collapsed_to']!r}"}
+    elif scratch.get("enabled"):
         report["transfer_lift"] = lift(transfer=scores["finetuned"]["accuracy"], scratch=scratch["accuracy"])
     write_json(params.paths.metrics / "metrics.json", report)
     plots = params.paths.plots
@@ -84,7 +86,9 @@ def run(params: Params) -> None:
     for name, s in scores.items():
         print(f"evaluate: {name:9s} test accuracy {s['accuracy']:.4f}, loss {s['loss']:.4f}, "
               f"macro-F1 {s['macro_f1']:.4f}, ECE {s['ece']:.4f}, {s['errors']} errors in {s['images']} images")
-    if "transfer_lift" in report:
+    if "unavailable" in report.get("transfer_lift", {}):
+        print(f"evaluate: no transfer lift: {report['transfer_lift']['unavailable']}")
+    elif "transfer_lift" in report:
         t = report["transfer_lift"]
         print(f"evaluate: transfer lift over scratch ({t['scratch_accuracy']:.4f}): {t['accuracy_points']:+.2f} points"
               + (f"; scratch makes {t['error_reduction']:.1f}x the errors" if t["error_reduction"] else ""))

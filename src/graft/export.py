@@ -151,7 +151,8 @@ def run(params: Params) -> None:
     prov = {"version": graft.__version__, "git_revision": provenance.git_revision(),
             "data_hash": provenance.dvc_hash(paths.split), "params_hash": provenance.params_hash(params)}
     extra = {**prov, "base": params.base.kind,
-             "metrics": {name: {"accuracy": s["accuracy"], "loss": s["loss"]} for name, s in scores.items()}}
+             "metrics": {name: {"accuracy": scores[name]["accuracy"], "loss": scores[name]["loss"]}
+                         for name in ("head", "finetuned")}}
     e = params.export
     calibration = None
     if e.quantize:

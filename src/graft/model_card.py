@@ -56,7 +56,9 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[
                          f"{s.get('ece', float('nan')):.4f} | {s['errors']}/{s['images']} | "
                          + " | ".join(_pct(s["per_class"][c]["recall"]) for c in classes) + " |")
     lift = scores.get("transfer_lift")
-    if lift:
+    if lift and "unavailable" in lift:
+        lines += ["", f"**Transfer lift**: not measured: {lift['unavailable']} (too few training steps)."]
+    elif lift:
         ratio = f" (scratch makes {lift['error_reduction']:.1f}x the errors)" if lift.get("error_reduction") else ""
         n_train = sum(counts.get("train", {}).values())
         lines += ["", f"**Transfer lift**: the same architecture trained from random weights on the same {n_train} "

@@ -36,7 +36,9 @@ def summarize(params: Params) -> str:
         if name in scores:
             s = scores[name]
             lines.append(f"{label + ':':26s} test accuracy {s['accuracy']:.2%} ({s['errors']} errors in {s['images']})")
-    if "transfer_lift" in scores:
+    if "unavailable" in scores.get("transfer_lift", {}):
+        lines.append(f"{'scratch baseline:':26s} {scores['transfer_lift']['unavailable']}; no transfer lift")
+    elif "transfer_lift" in scores:
         t = scores["transfer_lift"]
         lines.append(f"{'scratch baseline:':26s} test accuracy {t['scratch_accuracy']:.2%} (same network, random weights); "
                      f"transfer {t['accuracy_points']:+.2f} points")
