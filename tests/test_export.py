@@ -70,6 +70,7 @@ def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder
     lift = metrics["transfer_lift"]
     assert f"reaches {lift['scratch_accuracy']:.2%}" in card and f"{lift['accuracy_points']:+.2f} points" in card
     assert "**Gate**: blessed" in card
+    assert "unfreeze: block2" in card  # the params as used
 
 
 def test_failed_parity_publishes_nothing(tmp_path, tiny_project):

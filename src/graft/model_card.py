@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+import yaml
+
 
 def _pct(value) -> str:
     return f"{value:.2%}" if isinstance(value, int | float) else "n/a"
@@ -77,6 +79,10 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[
               f"- Trained on {sum(counts.get('train', {}).values())} labelled images; the test figures above come from "
               f"{sum(counts.get('test', {}).values())} images and carry their sampling error.",
               "- Confidence is only as calibrated as the ECE above says (0 is perfect; see reliability.png).", "",
+              "## Parameters", "",
+              "<details><summary>params.yaml as used</summary>", "", "```yaml",
+              yaml.safe_dump(json.loads(json.dumps(params, default=str)), sort_keys=False).strip(),
+              "```", "", "</details>", "",
               "<!-- machine-readable: -->",
               f"<!-- {json.dumps({'classes': list(classes), 'provenance': dict(provenance)})} -->", ""]
     return "\n".join(lines)
