@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install data repo flow summary lock clean-venv
+.PHONY: run test install data repo flow serve summary lock clean-venv
 
 run: install data repo ## set up, get the default data, run the whole pipeline, print the summary
 	dvc repro
@@ -49,6 +49,14 @@ repo: install ## git + DVC repo with telemetry off and a default local remote
 
 flow: install data repo ## the same pipeline as a Prefect flow (temporary local server)
 	python flows/pipeline.py
+
+PREFECT_PORT ?= 4200
+serve: install data repo ## a local Prefect server (loopback, SQLite) and the scheduled deployment
+	@curl -sf http://127.0.0.1:$(PREFECT_PORT)/api/health >/dev/null || { \
+	  prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) > .prefect-server.log 2>&1 & \
+	  for i in $$(seq 60); do curl -sf http://127.0.0.1:$(PREFECT_PORT)/api/health >/dev/null && break; sleep 1; done; }
+	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT) (server log: .prefect-server.log)"
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api python -m flows.serve
 
 summary: install
 	@graft summary

@@ -1,0 +1,35 @@
+"""Serve the pipeline flow as a scheduled Prefect deployment (retraining on a schedule).
+
+    PREFECT_API_URL=http://127.0.0.1:4200/api python flows/serve.py --cron "0 3 * * *"
+    python flows/serve.py --interval 3600 --root /path/to/project
+
+Needs a real Prefect server (`make serve` starts one on loopback with SQLite, then this).
+`global_limit=1` keeps one run at a time on the Prefect side too; the pipeline's own lock
+turns any overlap into a clean "pipeline busy".
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import graft  # noqa: F401  (telemetry off before Prefect is imported)
+
+import flows.pipeline as pipeline_module  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: 03:00 every day)")
+    when.add_argument("--interval", type=float, help="seconds between runs (instead of --cron)")
+    parser.add_argument("--root", default=str(pipeline_module.PROJECT), help="the project to run")
+    parser.add_argument("--wait-seconds", type=float, default=0.0, help="how long a busy trigger waits")
+    parser.add_argument("--name", default="graft-retrain")
+    args = parser.parse_args(argv)
+    schedule = {"interval": args.interval} if args.interval else {"cron": args.cron}
+    pipeline_module.pipeline.serve(name=args.name, global_limit=1,
+                                   parameters={"root": args.root, "wait_seconds": args.wait_seconds}, **schedule)
+
+
+if __name__ == "__main__":
+    main()
