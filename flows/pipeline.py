@@ -12,7 +12,6 @@ table, the gate result and links to the confusion matrix and the model card.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.states import Cancelled, Completed  # noqa: E402
 
 from graft import config  # noqa: E402
+from graft.summary import read_json  # noqa: E402
 from graft.dag import PipelineBusy, pipeline_lock, repro_stage, stage_order  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -42,28 +42,24 @@ def run_stage(stage: str, root: str):
     return outcome
 
 
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 @task(name="publish-artifacts")
 def publish(root: str) -> None:
     """Prefect artifacts from the run's outputs (paths from params.yaml, relative to ``root``)."""
     base = Path(root)
     paths = config.load(base / "params.yaml").paths
-    validation = _read(base / paths.validation / "summary.json")
+    validation = read_json(base / paths.validation / "summary.json")
     if validation:
         counts = "\n".join(f"| {c} | {n} |" for c, n in validation["class_counts"].items())
         create_markdown_artifact(key="graft-validation", description="Great Expectations on the target data",
                                  markdown=f"## Validation: {'passed' if validation['success'] else 'FAILED'}\n\n"
                                           f"{validation['files']} files, {validation['decodable']} decode.\n\n"
                                           f"| class | images |\n|---|---:|\n{counts}\n")
-    scores = _read(base / paths.metrics / "metrics.json")
+    scores = read_json(base / paths.metrics / "metrics.json")
     if scores:
         create_table_artifact(key="graft-metrics", description="Test-split metrics of both phases", table=[
             {"model": name, **{k: scores[name].get(k) for k in ("accuracy", "loss", "macro_f1", "ece", "errors")}}
             for name in ("head", "finetuned") if name in scores])
-    gate = _read(base / paths.metrics / "gate.json")
+    gate = read_json(base / paths.metrics / "gate.json")
     if gate:
         create_markdown_artifact(key="graft-gate", description="Release gate",
                                  markdown="## Gate: " + ("blessed" if gate["blessed"] else "NOT blessed") + "\n\n"

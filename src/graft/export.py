@@ -15,12 +15,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 import graft
 from graft import gate as release_gate, model as graft_model, model_card, onnx_meta, provenance, splits
 from graft.atomic import atomic_path, write_json
 from graft.config import Params
+from graft.summary import split_counts
 
 FLOAT_NAME, INT8_NAME = "model.onnx", "model.int8.onnx"
 
@@ -102,12 +102,6 @@ def try_int8(float_path: Path, out: Path, *, calibration: np.ndarray, x: np.ndar
         out.unlink()
         report["reason"] = f"test accuracy {drop:.2f} points below float (limit {max_drop_points})"
     return report
-
-
-def split_counts(split_csv: Path) -> dict[str, dict[str, int]]:
-    table = pd.read_csv(split_csv, keep_default_na=False)
-    table = table[table["split"] != ""]
-    return {s: {c: int(n) for c, n in g.groupby("class").size().items()} for s, g in table.groupby("split")}
 
 
 def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, calibration: np.ndarray | None,

@@ -10,25 +10,32 @@ import pandas as pd
 from graft.config import Params
 
 
-def _json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A run record, or {} when the stage that writes it has not run."""
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def split_counts(split_csv: Path) -> dict[str, dict[str, int]]:
+    """Images per split and class, from the split stage's split.csv ({} before it ran)."""
+    if not Path(split_csv).is_file():
+        return {}
+    table = pd.read_csv(split_csv, keep_default_na=False)
+    table = table[table["split"] != ""]
+    return {s: {c: int(n) for c, n in g.groupby("class").size().items()} for s, g in table.groupby("split")}
 
 
 def summarize(params: Params) -> str:
     m = params.paths.metrics
-    ingest, pretrain, scores, gate = (_json(m / f) for f in ("ingest.json", "pretrain.json", "metrics.json", "gate.json"))
-    export = _json(params.paths.export / "export.json")
+    ingest, pretrain, scores, gate = (read_json(m / f) for f in ("ingest.json", "pretrain.json", "metrics.json", "gate.json"))
+    export = read_json(params.paths.export / "export.json")
     lines = ["", "graft summary", "============="]
     if ingest:
         lines.append(f"data:      {ingest['origin']}")
-    split_csv = params.paths.split / "split.csv"
-    if split_csv.is_file():
-        table = pd.read_csv(split_csv, keep_default_na=False)
-        counts = table[table["split"] != ""].groupby(["split", "class"]).size().unstack(fill_value=0)
-        for split in ("train", "valid", "test"):
-            if split in counts.index:
-                per_class = ", ".join(f"{c} {n}" for c, n in counts.loc[split].items())
-                lines.append(f"{split + ':':10s} {counts.loc[split].sum():6d} images ({per_class})")
+    counts = split_counts(params.paths.split / "split.csv")
+    for split in ("train", "valid", "test"):
+        if split in counts:
+            per_class = ", ".join(f"{c} {n}" for c, n in counts[split].items())
+            lines.append(f"{split + ':':10s} {sum(counts[split].values()):6d} images ({per_class})")
     if "test_accuracy" in pretrain:
         lines.append(f"source:    {pretrain['base']} on {len(pretrain['source_classes'])} classes, "
                      f"test accuracy {pretrain['test_accuracy']:.2%}")
