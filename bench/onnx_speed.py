@@ -22,7 +22,7 @@ import numpy as np
 
 import graft  # noqa: F401  (telemetry off)
 from graft import export, model as M, onnx_meta
-from graft.config import Base, Image, Params
+from graft.config import Base, Head, Image, Params
 from graft.quantize import quantize
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -125,7 +125,7 @@ def main(root: Path) -> None:
         rows += bench("default (compact CNN, 28x28x1)", model, calib, gflops, runs=300)
     params = Params(base=Base(kind="mobilenet_v2", weights="none", input_size=224),
                     image=Image(height=224, width=224, channels=3))
-    mobilenet = M.graft_head(M.build_source_model(params), num_classes=2, dropout=0.0, seed=0)
+    mobilenet = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0)
     calib = np.random.default_rng(1).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
     rows += bench("MobileNetV2 224x224x3", mobilenet, calib, gflops, runs=50)
     print(f"Measured {datetime.date.today()} on {machine()}; float32 matmul (NumPy, 2048^2): {gflops:.0f} GFLOP/s.\n")

@@ -94,7 +94,7 @@ def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) 
     return root
 
 
-STAGES = ["ingest", "validate", "split", "pretrain", "train_head", "finetune", "scratch", "evaluate", "export"]
+STAGES = ["ingest", "validate", "split", "pretrain", "features", "train_head", "finetune", "scratch", "evaluate", "export"]
 
 
 def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

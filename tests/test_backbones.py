@@ -1,5 +1,5 @@
 """keras.applications bases: a local weights file (made here, nothing downloaded) is loaded,
-grafted, fine-tuned by named block and exported with onnxruntime parity."""
+checked against its sha256, grafted, fine-tuned by named block and exported with onnxruntime parity."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from graft import export, model as M, training
-from graft.config import Base, Image, Params
+from graft.bases import WeightsMismatch, sha256_of
+from graft.config import Base, Head, Image, Params
 
 pytestmark = pytest.mark.slow
 
@@ -16,15 +17,17 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(("kind", "constructor", "block"), [
     ("mobilenet_v2", keras.applications.MobileNetV2, "block_16"),
     ("vgg16", keras.applications.VGG16, "block5"),
+    ("efficientnet_b0", keras.applications.EfficientNetB0, "block7"),
+    ("resnet50", keras.applications.ResNet50, "conv5"),
 ])
 def test_backbone_from_a_local_weights_file(tmp_path, kind, constructor, block):
-    reference = constructor(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    reference = constructor(include_top=False, weights=None, input_shape=(32, 32, 3))
     rng = np.random.default_rng(0)
     reference.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in reference.get_weights()])
     weights_file = tmp_path / f"{kind}_notop.weights.h5"
     reference.save_weights(weights_file)
 
-    params = Params(base=Base(kind=kind, weights=str(weights_file), input_size=32),
+    params = Params(base=Base(kind=kind, weights=str(weights_file), input_size=32, weights_sha256=sha256_of(weights_file)),
                     image=Image(height=20, width=20, channels=1))
     source = M.build_source_model(params)
     for got, want in zip(source.get_layer(M.BASE_NAME).get_weights(), reference.get_weights()):
@@ -32,15 +35,18 @@ def test_backbone_from_a_local_weights_file(tmp_path, kind, constructor, block):
 
     x = rng.integers(0, 256, (16, 20, 20, 1), dtype=np.uint8)  # grayscale in, RGB and 32x32 inside the model
     y = np.arange(16) % 2
-    model = M.graft_head(source, num_classes=2, dropout=0.0, seed=0)
-    training.fit(model, train=(x, y), valid=(x, y), epochs=1, batch_size=8, lr=1e-3)
+    model = M.graft_head(source, num_classes=2, head=Head(dropout=0.0), seed=0)
+    pixels = M.PixelAdapter.from_config(source.get_layer(M.ADAPTER_NAME).get_config())(x[:4])
+    np.testing.assert_allclose(model.get_layer(M.BASE_NAME)(pixels, training=False),
+                               source.get_layer(M.BASE_NAME)(pixels, training=False), atol=1e-5)  # what A's base computes
+    training.fit(model, train=(x, y), valid=(x, y), recipe=Head(epochs=1, batch_size=8, lr=1e-3))
     base = model.get_layer(M.BASE_NAME)
     unfrozen = M.unfreeze_top(base, unfreeze=block)
     first = next(i for i, layer in enumerate(base.layers) if layer.name.startswith(block))
     assert unfrozen[0].startswith(block)
     assert not any(layer.trainable_weights for layer in base.layers[:first])  # below the block: frozen
     assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
-    training.fit(model, train=(x, y), valid=(x, y), epochs=1, batch_size=8, lr=1e-5)
+    training.fit(model, train=(x, y), valid=(x, y), recipe=Head(epochs=1, batch_size=8), lr=1e-5)
     for got, want in zip(source.get_layer(M.BASE_NAME).get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(got, want)  # model A untouched by grafting and fine-tuning
 
@@ -55,3 +61,11 @@ def test_missing_weights_file_is_named(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="nope.weights.h5"):
         application(kind="mobilenet_v2", size=32, weights=str(tmp_path / "nope.weights.h5"))
+
+
+def test_weights_file_with_another_digest_is_refused(tmp_path):
+    weights_file = tmp_path / "vgg16_notop.weights.h5"
+    keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(weights_file)
+    params = Params(base=Base(kind="vgg16", weights=str(weights_file), input_size=32, weights_sha256="0" * 64))
+    with pytest.raises(WeightsMismatch, match="vgg16_notop.weights.h5"):
+        M.build_source_model(params)

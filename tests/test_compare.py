@@ -35,7 +35,7 @@ def test_compare_runs_seeds_and_sizes(tiny_project):
                  tiny_project)
     assert "transfer" in result.stdout and "scratch" in result.stdout
     summary = json.loads((tiny_project / "reports" / "cmp" / "compare.json").read_text())
-    for name in ("transfer", "scratch"):
+    for name in ("head", "transfer", "scratch"):
         assert len(summary[name]["runs"]) == 2 and 0 <= summary[name]["mean"] <= 1
     assert [row["per_class"] for row in summary["data_efficiency"]] == [3, 6]
     assert (tiny_project / "reports" / "cmp" / "data_efficiency.png").stat().st_size > 0

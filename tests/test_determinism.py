@@ -3,14 +3,14 @@
 import numpy as np
 
 from graft import model as M, training
-from graft.config import Base, Image, Params
+from graft.config import Base, Head, Image, Params
 
 
 def train_once(x, y):
     params = Params(base=Base(filters=(4, 8), convs_per_block=1), image=Image(height=16, width=16, channels=1))
     training.seed_everything(7)
-    model = M.graft_head(M.build_source_model(params), num_classes=2, dropout=0.3, seed=7)
-    result = training.fit(model, train=(x, y), valid=(x, y), epochs=2, batch_size=8, lr=1e-2)
+    model = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.3), seed=7)
+    result = training.fit(model, train=(x, y), valid=(x, y), recipe=Head(epochs=2, batch_size=8, lr=1e-2), seed=7)
     return [w.copy() for w in model.get_weights()], result.history
 
 

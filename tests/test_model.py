@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from graft import model as M
-from graft.config import Base, Image, Params
+from graft.config import Base, Head, Image, Params
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def same(a, b):
 def test_grafting_and_training_never_mutate_the_source_model(params, data):
     source = M.build_source_model(params)
     before = weights(source)
-    model = M.graft_head(source, num_classes=2, dropout=0.0, seed=0)
+    model = M.graft_head(source, num_classes=2, head=Head(dropout=0.0), seed=0)
     assert model.get_layer(M.BASE_NAME) is not source.get_layer(M.BASE_NAME)
     M.unfreeze_top(model.get_layer(M.BASE_NAME), unfreeze=3)
     model.compile("adam", "sparse_categorical_crossentropy")
@@ -38,19 +38,19 @@ def test_grafting_and_training_never_mutate_the_source_model(params, data):
 
 
 def test_head_phase_trains_only_the_head(params, data):
-    model = M.graft_head(M.build_source_model(params), num_classes=2, dropout=0.0, seed=0)
+    model = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0)
     base = model.get_layer(M.BASE_NAME)
     assert not base.trainable and not base.trainable_weights
     before = weights(base)
-    head_before = weights(model.get_layer(M.OUTPUT_NAME))
+    head_before = weights(model.get_layer(M.HEAD_NAME))
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(*data, epochs=1, verbose=0)
     assert same(before, weights(base)), "frozen base changed (BatchNorm statistics included)"
-    assert not same(head_before, weights(model.get_layer(M.OUTPUT_NAME)))
+    assert not same(head_before, weights(model.get_layer(M.HEAD_NAME)))
 
 
 def test_unfreeze_block_keeps_batchnorm_and_lower_layers_frozen(params, data):
-    model = M.graft_head(M.build_source_model(params), num_classes=2, dropout=0.0, seed=0)
+    model = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0)
     base = model.get_layer(M.BASE_NAME)
     names = M.unfreeze_top(base, unfreeze="block2")
     assert names == ["block2_conv1", "block2_conv2"]
@@ -66,8 +66,8 @@ def test_unfreeze_block_keeps_batchnorm_and_lower_layers_frozen(params, data):
 
 
 def test_unfreeze_by_count_and_bad_names(params):
-    base = M.graft_head(M.build_source_model(params), num_classes=2, dropout=0.0, seed=0).get_layer(M.BASE_NAME)
-    assert M.unfreeze_top(base, unfreeze=4) == ["block2_conv2"]  # conv2, bn2 (kept frozen), relu2, top_pool
+    base = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0).get_layer(M.BASE_NAME)
+    assert M.unfreeze_top(base, unfreeze=3) == ["block2_conv2"]  # conv2, bn2 (kept frozen), relu2
     with pytest.raises(ValueError, match="block9.*blocks"):
         M.unfreeze_top(base, unfreeze="block9")
     with pytest.raises(ValueError, match="only"):
@@ -75,7 +75,7 @@ def test_unfreeze_by_count_and_bad_names(params):
 
 
 def test_saved_model_keeps_frozen_state_and_adapter(params, data, tmp_path):
-    model = M.graft_head(M.build_source_model(params), num_classes=2, dropout=0.0, seed=0)
+    model = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0)
     model.save(tmp_path / "m.keras")
     loaded = M.load(tmp_path / "m.keras")
     assert not loaded.get_layer(M.BASE_NAME).trainable
@@ -88,3 +88,16 @@ def test_pixel_adapter_scales_resizes_and_adds_channels(mode, expected):
     out = np.asarray(adapter(np.full((2, 4, 4, 1), 255, dtype=np.uint8)))
     assert out.shape == (2, 8, 8, 3)
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_clone_base_computes_what_the_source_base_computes_even_with_normalization_layers(tmp_path):
+    import keras
+
+    inputs = keras.Input((4, 4, 3))
+    norm = keras.layers.Normalization(axis=-1)  # as in EfficientNet: constants derived from its weights
+    base = keras.Model(inputs, keras.layers.Conv2D(2, 1)(norm(inputs)), name=M.BASE_NAME)
+    norm.set_weights([np.array([100.0, 50.0, 10.0], "float32"), np.array([4.0, 9.0, 16.0], "float32"), np.array(0)])
+    norm.finalize_state()
+    source = keras.Model(inputs, base(inputs))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(M.clone_base(source)(x), base(x), rtol=1e-6)

@@ -30,7 +30,8 @@ def test_stage_order_comes_from_dvc(project):
     assert sorted(order) == sorted(STAGES)
     before = {name: i for i, name in enumerate(order)}
     for stage, deps in {"validate": ["ingest"], "split": ["validate"], "pretrain": ["ingest"],
-                        "train_head": ["pretrain", "split"], "finetune": ["train_head"],
+                        "features": ["pretrain", "split"],
+                        "train_head": ["features"], "finetune": ["train_head"],
                         "scratch": ["split"], "evaluate": ["finetune", "scratch"],
                         "export": ["finetune", "evaluate"]}.items():
         assert all(before[d] < before[stage] for d in deps), (stage, order)
@@ -66,10 +67,53 @@ def test_changing_finetune_lr_reruns_only_what_depends_on_it(project):
     params_file = project / "params.yaml"
     original = params_file.read_text()
     params = yaml.safe_load(original)
-    params["finetune"]["lr"] = params["finetune"]["lr"] / 2
+    params["finetune"]["lr"] = params["head"]["lr"] / 20
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         assert ran(dvc(project, "repro").stdout) == ["finetune", "evaluate", "export"]
+    finally:
+        params_file.write_text(original)
+        dvc(project, "repro")
+
+
+KILL_AT_EPOCH = """
+import os, signal, sys
+
+if os.path.basename(sys.argv[0]) == "graft":  # the stage process, not DVC itself
+    from graft import training
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == int(os.environ["GRAFT_TEST_KILL_AT_EPOCH"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    training.Journal.on_epoch_begin = on_epoch_begin
+"""
+
+
+def test_head_phase_killed_during_repro_resumes_on_the_next_repro(project, tmp_path):
+    """SIGKILL of `graft train_head` in the middle of `dvc repro`; the next `dvc repro` continues from
+    the last finished epoch, on the cached features, which a head-only change does not recompute."""
+    import subprocess
+
+    from tests.conftest import BIN, env
+
+    (tmp_path / "sitecustomize.py").write_text(KILL_AT_EPOCH)  # imported by every Python process started
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["head"].update(epochs=4, dense=[8])
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        killed = subprocess.run([str(BIN / "dvc"), "repro", "train_head"], cwd=project, capture_output=True, text=True,
+                                env={**env(), "PYTHONPATH": str(tmp_path), "GRAFT_TEST_KILL_AT_EPOCH": "2"})
+        assert killed.returncode != 0 and "Running stage 'features'" not in killed.stdout
+        assert "deleted" in dvc(project, "status", "train_head").stdout  # DVC knows it did not finish
+        out = dvc(project, "repro").stdout
+        assert ran(out) == ["train_head", "finetune", "scratch", "evaluate", "export"]
+        assert "resuming from epoch 3/4" in out
+        head = json.loads((project / "metrics" / "head.json").read_text())
+        assert head["cached_features"] and head["resumed_from_epoch"] == 2 and head["epochs_run"] == 4
+        assert not any((project / ".graft" / "backup" / "train_head").iterdir())
     finally:
         params_file.write_text(original)
         dvc(project, "repro")

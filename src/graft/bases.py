@@ -6,6 +6,7 @@ everything that builds a model imports Keras lazily.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,9 @@ BASE_NAME = "base"  # the base is a nested model of this name inside every graft
 
 
 def compact_cnn(*, input_shape: tuple[int, int, int], filters: tuple[int, ...], convs_per_block: int, seed: int):
-    """A small VGG-style CNN: blocks of (conv, BatchNorm, ReLU) x n then max-pool; global average
-    pool on top. Layers are named ``block{i}_*`` so fine-tuning can unfreeze a named block."""
+    """A small VGG-style CNN: blocks of (conv, BatchNorm, ReLU) x n, max-pooled between blocks; it
+    outputs feature maps (the head pools them). Layers are named ``block{i}_*`` so fine-tuning can
+    unfreeze a named block."""
     import keras
     from keras import layers
 
@@ -47,24 +49,45 @@ def compact_cnn(*, input_shape: tuple[int, int, int], filters: tuple[int, ...], 
             x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
         if block < len(filters):
             x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
-    outputs = layers.GlobalAveragePooling2D(name="top_pool")(x)
-    return keras.Model(inputs, outputs, name=BASE_NAME)
+    return keras.Model(inputs, x, name=BASE_NAME)
 
 
-def application(*, kind: str, size: int, weights: str):
-    """A keras.applications backbone without its top, global-average pooled.
+class WeightsMismatch(ValueError):
+    """base.weights is not the file base.weights_sha256 names."""
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_weights_file(weights: str, sha256: str | None) -> None:
+    """A weights file must exist and, when ``sha256`` is given, have that digest."""
+    if weights in ("imagenet", "none"):
+        return
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"base.weights: {weights} does not exist; give a weights file, 'imagenet' or 'none'")
+    if sha256 is not None and (actual := sha256_of(weights)) != sha256.lower():
+        raise WeightsMismatch(f"base.weights: {weights} has sha256 {actual}, but base.weights_sha256 is {sha256}; "
+                              "the file is corrupt or not the one you meant (fix the file or the digest)")
+
+
+def application(*, kind: str, size: int, weights: str, sha256: str | None = None):
+    """A keras.applications backbone without its top; it outputs feature maps (the head pools them).
 
     ``weights``: ``imagenet`` (Keras cache, else one download attempt), ``none``, or a path to
-    a weights file saved from the same architecture without its top."""
+    a weights file saved from the same architecture without its top, checked against ``sha256``."""
     import keras
 
     spec = KINDS[kind]
     constructor = getattr(keras.applications, spec.application)
-    if weights not in ("imagenet", "none") and not Path(weights).is_file():
-        raise FileNotFoundError(f"base.weights: {weights} does not exist; give a weights file, 'imagenet' or 'none'")
+    check_weights_file(weights, sha256)
     try:
         model = constructor(include_top=False, weights=None if weights == "none" else weights,
-                            input_shape=(size, size, 3), pooling="avg")
+                            input_shape=(size, size, 3))
     except Exception as err:
         if weights == "imagenet":
             raise RuntimeError(

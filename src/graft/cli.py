@@ -13,7 +13,7 @@ import sys
 import graft  # noqa: F401  (telemetry off before anything else is imported)
 from graft import config
 
-STAGES = ("ingest", "validate", "split", "pretrain", "train_head", "finetune", "scratch", "evaluate", "export")
+STAGES = ("ingest", "validate", "split", "pretrain", "features", "train_head", "finetune", "scratch", "evaluate", "export")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -19,6 +19,7 @@ import pandas as pd
 from graft import figures, images, model as graft_model, splits
 from graft.atomic import write_json
 from graft.config import Params
+from graft.features import compute, why_not_cached
 from graft.scratch import train_scratch
 from graft.split import order_key
 
@@ -27,21 +28,27 @@ class PoolTooSmall(ValueError):
     """A requested training-set size needs more labelled images than the pool holds."""
 
 
-def transfer_accuracy(*, params: Params, source, train, valid, test, seed: int) -> float:
+def accuracy(model, test) -> float:
+    return float((model.predict(test[0], verbose=0).argmax(1) == test[1]).mean())
+
+
+def transfer_accuracy(*, params: Params, source, train, valid, test, seed: int, features=None) -> tuple[float, float]:
+    """The pipeline's recipe: test accuracy after the head phase and after fine-tuning.
+    ``features`` (graft.features.compute of ``train`` and ``valid``) skips the frozen base in the
+    head phase, as the pipeline does."""
     from graft.finetune import finetune
     from graft.train_head import train_head
 
-    h, f = params.head, params.finetune
     model, _ = train_head(source=source, train=train, valid=valid, num_classes=len(params.data.target_classes),
-                          dropout=h.dropout, epochs=h.epochs, batch_size=h.batch_size, lr=h.lr, seed=seed)
-    finetune(model=model, unfreeze=f.unfreeze, train=train, valid=valid, epochs=f.epochs, batch_size=f.batch_size,
-             lr=f.lr, seed=seed)
-    return float((model.predict(test[0], verbose=0).argmax(1) == test[1]).mean())
+                          head=params.head, seed=seed, augment=params.augment, features=features)
+    head = accuracy(model, test)
+    finetune(model=model, recipe=params.finetune, lr=params.finetune_lr, train=train, valid=valid, seed=seed,
+             augment=params.augment)
+    return head, accuracy(model, test)
 
 
 def scratch_accuracy(*, params: Params, train, valid, test, seed: int) -> float:
-    model = train_scratch(params=params, train=train, valid=valid, seed=seed)
-    return float((model.predict(test[0], verbose=0).argmax(1) == test[1]).mean())
+    return accuracy(train_scratch(params=params, train=train, valid=valid, seed=seed), test)
 
 
 def pool_subset(params: Params, *, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,18 +76,26 @@ def compare(*, params: Params, seeds: list[int], sizes: list[int], out_dir: Path
     source = graft_model.load(params.paths.source_model)
     data = {name: splits.load(params, name) for name in ("train", "valid", "test")}
     train, valid, test = ((d.x, d.y) for d in data.values())
-    by_seed = {"transfer": [], "scratch": []}
+
+    def cached(train_set):
+        return None if why_not_cached(params) else compute(source=source, params=params, train=train_set, valid=valid)[0]
+
+    features = cached(train)
+    by_seed = {"head": [], "transfer": [], "scratch": []}
     for seed in seeds:
-        by_seed["transfer"].append(transfer_accuracy(params=params, source=source, train=train, valid=valid,
-                                                     test=test, seed=seed))
+        head, transfer = transfer_accuracy(params=params, source=source, train=train, valid=valid, test=test, seed=seed,
+                                           features=features)
+        by_seed["head"].append(head)
+        by_seed["transfer"].append(transfer)
         by_seed["scratch"].append(scratch_accuracy(params=params, train=train, valid=valid, test=test, seed=seed))
-        print(f"compare: seed {seed}: transfer {by_seed['transfer'][-1]:.4f}, scratch {by_seed['scratch'][-1]:.4f}")
+        print(f"compare: seed {seed}: head phase {head:.4f}, transfer (fine-tuned) {transfer:.4f}, "
+              f"scratch {by_seed['scratch'][-1]:.4f}")
     curve = []
     for size in sizes:
         subset = pool_subset(params, per_class=size, seed=seeds[0])
         row = {"per_class": size,
                "transfer": transfer_accuracy(params=params, source=source, train=subset, valid=valid, test=test,
-                                             seed=seeds[0]),
+                                             seed=seeds[0], features=cached(subset))[1],
                "scratch": scratch_accuracy(params=params, train=subset, valid=valid, test=test, seed=seeds[0])}
         curve.append(row)
         print(f"compare: {size} per class: transfer {row['transfer']:.4f}, scratch {row['scratch']:.4f}")

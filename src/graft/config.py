@@ -41,6 +41,8 @@ class Paths:
     metrics: Path = Path("metrics")
     blessed: Path = Path("registry/blessed.json")
     plots: Path = Path("plots")
+    features: Path = Path("data/features")  # the frozen base's features of train and valid (DVC-cached)
+    backup: Path = Path(".graft/backup")  # training state of an interrupted phase (not a DVC output)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,13 +83,29 @@ class Base:
     filters: tuple[int, ...] = (16, 32, 64)  # compact_cnn: filters per block
     convs_per_block: int = 2
     input_size: int = 96  # applications: images are resized to this inside the model
+    weights_sha256: str | None = None  # checked against base.weights when that is a file
+
+
+SCHEDULES = ("constant", "cosine")
+CLASS_WEIGHTS = ("none", "balanced")
+POOLINGS = ("avg", "flatten")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "swish", "selu", "tanh")
+INITIALIZERS = ("auto", "he_normal", "he_uniform", "lecun_normal", "glorot_uniform")
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Fit:
+    """How one training phase runs; pretrain, head and finetune each have one."""
+
     epochs: int
     batch_size: int = 32
     lr: float = 1e-3
+    schedule: str = "constant"  # or cosine (decay to 0 over the epochs after warm-up)
+    warmup_epochs: int = 0  # linear warm-up from 0 to lr
+    clipnorm: float | None = None  # gradient clipping by norm
+    patience: int | None = None  # early stopping on val_loss; None: run every epoch
+    class_weight: str = "none"  # or balanced: weight classes by n / (classes * count)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,14 +118,35 @@ class Pretrain(Fit):
 @dataclass(frozen=True, kw_only=True)
 class Head(Fit):
     epochs: int = 20
-    dropout: float = 0.2
+    pooling: str = "avg"  # avg (global average) or flatten, over the base's feature maps
+    dense: tuple[int, ...] = ()  # hidden layers' units between the pooled features and the softmax
+    activation: str = "relu"
+    initializer: str = "auto"  # auto: He for ReLU variants, LeCun for SELU, Glorot otherwise
+    batchnorm: bool = False  # BatchNorm after each hidden layer
+    dropout: float = 0.2  # before every Dense layer of the head
+    cache_features: bool = True  # train on the frozen base's cached features (not with augmentation)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Finetune(Fit):
     epochs: int = 10
-    lr: float = 1e-4
-    unfreeze: int | str = 6  # top N layers of the base, or a block name prefix such as "block3"
+    lr: float | None = None  # None: head.lr * lr_factor
+    lr_factor: float = 0.1
+    unfreeze: int | float | str = 6  # top N layers, a fraction of the base's layers, or a block name prefix
+
+
+@dataclass(frozen=True, kw_only=True)
+class Augment:
+    """Random transforms of the training images, in both phases; never in valid, test or the export."""
+
+    flip: str = "none"  # horizontal, vertical, horizontal_and_vertical
+    rotation: float = 0.0  # fraction of a full turn, e.g. 0.05
+    zoom: float = 0.0  # fraction, e.g. 0.1
+    translation: float = 0.0  # fraction of height and width
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or any((self.rotation, self.zoom, self.translation))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,9 +183,14 @@ class Params:
     pretrain: Pretrain = field(default_factory=Pretrain)
     head: Head = field(default_factory=Head)
     finetune: Finetune = field(default_factory=Finetune)
+    augment: Augment = field(default_factory=Augment)
     scratch: Scratch = field(default_factory=Scratch)
     gate: Gate = field(default_factory=Gate)
     export: Export = field(default_factory=Export)
+
+    @property
+    def finetune_lr(self) -> float:
+        return self.finetune.lr if self.finetune.lr is not None else self.head.lr * self.finetune.lr_factor
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> Params:
@@ -251,12 +295,40 @@ def _check(p: Params, *, where: str) -> None:
         fail("base.weights", f"{p.base.weights!r} is neither 'imagenet', 'none' nor an existing weights file")
     for name in ("pretrain", "head", "finetune"):
         fit = getattr(p, name)
-        if fit.epochs < 1 or fit.batch_size < 1 or fit.lr <= 0:
+        if fit.epochs < 1 or fit.batch_size < 1 or (fit.lr is not None and fit.lr <= 0):
             fail(name, "epochs and batch_size must be at least 1 and lr positive")
-    if p.finetune.lr >= p.head.lr:
-        fail("finetune.lr", f"{p.finetune.lr} is not below head.lr ({p.head.lr}); fine-tuning needs a lower learning rate")
-    if isinstance(p.finetune.unfreeze, int) and p.finetune.unfreeze < 0:
-        fail("finetune.unfreeze", "must be a layer count >= 0 or a block name")
+        if fit.schedule not in SCHEDULES:
+            fail(f"{name}.schedule", f"{fit.schedule!r}; use one of {list(SCHEDULES)}")
+        if not 0 <= fit.warmup_epochs < fit.epochs:
+            fail(f"{name}.warmup_epochs", f"{fit.warmup_epochs}; must be >= 0 and below {name}.epochs ({fit.epochs})")
+        if fit.class_weight not in CLASS_WEIGHTS:
+            fail(f"{name}.class_weight", f"{fit.class_weight!r}; use one of {list(CLASS_WEIGHTS)}")
+        if fit.patience is not None and fit.patience < 1:
+            fail(f"{name}.patience", "must be at least 1 epoch, or null for no early stopping")
+        if fit.clipnorm is not None and fit.clipnorm <= 0:
+            fail(f"{name}.clipnorm", "must be positive, or null for no clipping")
+    for key, value, allowed in (("pooling", p.head.pooling, POOLINGS), ("activation", p.head.activation, ACTIVATIONS),
+                                ("initializer", p.head.initializer, INITIALIZERS)):
+        if value not in allowed:
+            fail(f"head.{key}", f"{value!r}; use one of {list(allowed)}")
+    if any(units < 1 for units in p.head.dense):
+        fail("head.dense", f"{list(p.head.dense)}; every hidden layer needs at least 1 unit")
+    if not 0 <= p.head.dropout < 1:
+        fail("head.dropout", "must be in [0, 1)")
+    if not 0 < p.finetune.lr_factor < 1:
+        fail("finetune.lr_factor", f"{p.finetune.lr_factor}; must be between 0 and 1 (fine-tuning needs a lower rate)")
+    if p.finetune_lr >= p.head.lr:
+        fail("finetune.lr", f"{p.finetune_lr} is not below head.lr ({p.head.lr}); fine-tuning needs a lower learning rate")
+    unfreeze = p.finetune.unfreeze
+    if isinstance(unfreeze, int) and unfreeze < 0 or isinstance(unfreeze, float) and not 0 < unfreeze <= 1:
+        fail("finetune.unfreeze", f"{unfreeze!r}; use a layer count >= 0, a fraction in (0, 1] or a block name")
+    if p.augment.flip not in FLIPS:
+        fail("augment.flip", f"{p.augment.flip!r}; use one of {list(FLIPS)}")
+    for key in ("rotation", "zoom", "translation"):
+        if not 0 <= getattr(p.augment, key) < 1:
+            fail(f"augment.{key}", "must be a fraction in [0, 1)")
+    if p.base.weights_sha256 is not None and len(p.base.weights_sha256) != 64:
+        fail("base.weights_sha256", "must be the 64 hex digits of `sha256sum` of base.weights, or null")
     if p.export.tolerance <= 0 or p.export.int8_max_drop < 0 or p.export.calibration_images < 1:
         fail("export", "tolerance must be positive, int8_max_drop >= 0 and calibration_images >= 1")
     for key in ("min_accuracy", "min_class_recall", "max_regression"):

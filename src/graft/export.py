@@ -29,11 +29,26 @@ class ParityError(RuntimeError):
     """onnxruntime and Keras disagree beyond the tolerance."""
 
 
+def _normalization_reads_its_variables(model) -> None:
+    """Keras' Normalization layer (inside EfficientNet) keeps its mean and variance as eager
+    tensors, which the ONNX converter turns into graph inputs nobody feeds; point them at the
+    layer's own (per-channel) variables instead, which are exported as constants."""
+    import keras
+
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None and layer.built:
+            ndim = len(layer._build_input_shape)
+            if layer._keep_axis != (ndim - 1,):
+                raise RuntimeError(f"{layer.name}: only per-channel Normalization layers can be exported")
+            layer.mean, layer.variance = layer.adapt_mean, layer.adapt_variance
+
+
 def to_onnx(model, path: Path, *, opset: int, metadata: dict[str, str]) -> None:
     """Export an inference model (no training-only layers) with a named output and metadata."""
     import onnx
     import tensorflow as tf
 
+    _normalization_reads_its_variables(model)
     model(np.zeros((1, *model.input_shape[1:]), dtype="uint8"))  # Keras needs a call before export
     signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8, name=onnx_meta.INPUT_NAME)]
     with tempfile.TemporaryDirectory(prefix="graft-onnx-") as tmp:

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers, ops
 
 from graft.bases import BASE_NAME, KINDS, application, compact_cnn
-from graft.config import Params
+from graft.config import Head, Params
 
 ADAPTER_NAME = "pixels_to_base"
+POOL_NAME = "head_pool"
+HEAD_NAME = "head"
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 
@@ -63,26 +67,34 @@ def pixel_input(params: Params) -> keras.KerasTensor:
     return keras.Input(shape=(image.height, image.width, image.channels), dtype="uint8", name=INPUT_NAME)
 
 
-def build_source_model(params: Params) -> keras.Model:
-    """Model A: pixels -> adapter -> base, plus a softmax over the source classes for the
-    compact CNN (which is then pretrained on the source task). A keras.applications base comes
-    pretrained already and gets no source head."""
+def build_base(params: Params, *, weights: str | None = None, seed: int | None = None):
+    """The configured base and the adapter in front of it: (base, adapter). ``weights`` overrides
+    base.weights (the scratch baseline passes ``none``)."""
     kind = KINDS[params.base.kind]
-    inputs = pixel_input(params)
+    seed = params.seed if seed is None else seed
     if kind.application is None:
-        size = (params.image.height, params.image.width)
-        channels = params.image.channels
+        size, channels = (params.image.height, params.image.width), params.image.channels
         base = compact_cnn(input_shape=(*size, channels), filters=params.base.filters,
-                           convs_per_block=params.base.convs_per_block, seed=params.seed)
+                           convs_per_block=params.base.convs_per_block, seed=seed)
     else:
         size, channels = (params.base.input_size,) * 2, kind.channels
-        base = application(kind=params.base.kind, size=params.base.input_size, weights=params.base.weights)
-    x = PixelAdapter(size=size, channels=channels, mode=kind.mode, name=ADAPTER_NAME)(inputs)
-    features = base(x)
-    if kind.application is not None:
+        base = application(kind=params.base.kind, size=params.base.input_size,
+                           weights=params.base.weights if weights is None else weights, sha256=params.base.weights_sha256)
+    return base, PixelAdapter(size=size, channels=channels, mode=kind.mode, name=ADAPTER_NAME)
+
+
+def build_source_model(params: Params) -> keras.Model:
+    """Model A: pixels -> adapter -> base, plus a pooled softmax over the source classes for the
+    compact CNN (which is then pretrained on the source task). A keras.applications base comes
+    pretrained already and gets no source head."""
+    base, adapter = build_base(params)
+    inputs = pixel_input(params)
+    features = base(adapter(inputs))
+    if KINDS[params.base.kind].application is not None:
         return keras.Model(inputs, features, name="source")
+    x = layers.GlobalAveragePooling2D(name="source_pool")(features)
     outputs = layers.Dense(len(params.data.source_classes), activation="softmax", name="source_head",
-                           kernel_initializer=keras.initializers.GlorotUniform(seed=params.seed))(features)
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=params.seed))(x)
     return keras.Model(inputs, outputs, name="source")
 
 
@@ -91,6 +103,9 @@ def clone_base(source: keras.Model) -> keras.Model:
     base = source.get_layer(BASE_NAME)
     clone = keras.models.clone_model(base)
     clone.set_weights(base.get_weights())
+    for layer in clone._flatten_layers():
+        if isinstance(layer, layers.Normalization):
+            layer.finalize_state()  # set_weights does not refresh the constants it derives from its weights
     return clone
 
 
@@ -99,13 +114,20 @@ def freeze(model: keras.Model) -> None:
     model.trainable = False
 
 
-def unfreeze_top(base: keras.Model, *, unfreeze: int | str) -> list[str]:
-    """Unfreeze the top of ``base``: the last ``unfreeze`` layers (an int), or every layer whose
-    name starts with ``unfreeze`` (a block name, e.g. ``block3`` or VGG16's ``block5``) and every
-    layer above the first of them. BatchNorm layers stay frozen, so their moving statistics are
-    kept and they keep running in inference mode. Returns the names of the trainable layers."""
+def unfreeze_top(base: keras.Model, *, unfreeze: int | float | str) -> list[str]:
+    """Unfreeze the top of ``base``: the last ``unfreeze`` layers (an int), that fraction of its
+    weight layers other than BatchNorm, counted from the top (a float in (0, 1]: 0.5 of a
+    VGG-style base unfreezes the top half of its convolutions), or every layer whose name
+    starts with ``unfreeze`` (a block name,
+    e.g. ``block3`` or VGG16's ``block5``) and every layer above the first of them. BatchNorm
+    layers stay frozen, so their moving statistics are kept and they keep running in inference
+    mode. Returns the names of the trainable layers."""
     body = [layer for layer in base.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if isinstance(unfreeze, int):
+    if isinstance(unfreeze, float):
+        learnable = [i for i, layer in enumerate(body)
+                     if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+        first = learnable[len(learnable) - math.ceil(unfreeze * len(learnable))]
+    elif isinstance(unfreeze, int):
         if unfreeze > len(body):
             raise ValueError(f"finetune.unfreeze={unfreeze} but the base has only {len(body)} layers")
         first = len(body) - unfreeze
@@ -121,19 +143,61 @@ def unfreeze_top(base: keras.Model, *, unfreeze: int | str) -> list[str]:
     return [layer.name for layer in body if layer.trainable and layer.weights]
 
 
-def graft_head(source: keras.Model, *, num_classes: int, dropout: float, seed: int) -> keras.Model:
-    """Model B: a clone of A's adapter and base, frozen and called with ``training=False``, under a
-    new head (dropout, softmax over the target classes)."""
-    adapter = source.get_layer(ADAPTER_NAME)
-    base = clone_base(source)
-    freeze(base)
-    inputs = keras.Input(shape=source.input_shape[1:], dtype="uint8", name=INPUT_NAME)
-    x = PixelAdapter.from_config(adapter.get_config())(inputs)
-    x = base(x, training=False)
-    x = layers.Dropout(dropout, seed=seed, name="head_dropout")(x)
+def initializer(name: str, activation: str, seed: int):
+    """``auto``: He for the ReLU family, LeCun for SELU (self-normalising), Glorot otherwise."""
+    if name == "auto":
+        name = {"selu": "lecun_normal", "tanh": "glorot_uniform"}.get(activation, "he_normal")
+    return keras.initializers.get({"class_name": name, "config": {"seed": seed}})
+
+
+def build_head(*, features: int, num_classes: int, head: Head, seed: int) -> keras.Model:
+    """The new head on pooled features: [dropout, dense, (BatchNorm), activation] per hidden layer,
+    then dropout and a softmax over the target classes."""
+    inputs = keras.Input(shape=(features,), name="features")
+    x = inputs
+    for i, units in enumerate(head.dense, start=1):
+        x = layers.Dropout(head.dropout, seed=seed + 100 * i, name=f"head_dropout{i}")(x)
+        x = layers.Dense(units, use_bias=not head.batchnorm, name=f"head_dense{i}",
+                         kernel_initializer=initializer(head.initializer, head.activation, seed + i))(x)
+        if head.batchnorm:
+            x = layers.BatchNormalization(name=f"head_bn{i}")(x)
+        x = layers.Activation(head.activation, name=f"head_{head.activation}{i}")(x)
+    x = layers.Dropout(head.dropout, seed=seed, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME,
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
-    return keras.Model(inputs, outputs, name="graft")
+    return keras.Model(inputs, outputs, name=HEAD_NAME)
+
+
+def pooling(kind: str) -> layers.Layer:
+    return layers.GlobalAveragePooling2D(name=POOL_NAME) if kind == "avg" else layers.Flatten(name=POOL_NAME)
+
+
+def assemble(*, input_shape, adapter: PixelAdapter, base: keras.Model, head: Head, num_classes: int, seed: int,
+             frozen: bool, name: str) -> keras.Model:
+    """pixels -> adapter -> base -> pooling -> head. A ``frozen`` base is called with ``training=False``."""
+    inputs = keras.Input(shape=input_shape, dtype="uint8", name=INPUT_NAME)
+    x = adapter(inputs)
+    if frozen:
+        freeze(base)
+        x = base(x, training=False)
+    else:
+        x = base(x)
+    x = pooling(head.pooling)(x)
+    outputs = build_head(features=x.shape[-1], num_classes=num_classes, head=head, seed=seed)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def graft_head(source: keras.Model, *, num_classes: int, head: Head, seed: int) -> keras.Model:
+    """Model B: a clone of A's adapter and base, frozen and called with ``training=False``, under a
+    new head (pooling, optional hidden layers, dropout, softmax over the target classes)."""
+    adapter = PixelAdapter.from_config(source.get_layer(ADAPTER_NAME).get_config())
+    return assemble(input_shape=source.input_shape[1:], adapter=adapter, base=clone_base(source), head=head,
+                    num_classes=num_classes, seed=seed, frozen=True, name="graft")
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """The frozen part of model B (adapter, base, pooling): pixels in, the head's input out."""
+    return keras.Model(model.input, model.get_layer(POOL_NAME).output, name="features")
 
 
 def load(path) -> keras.Model:

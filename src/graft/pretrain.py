@@ -24,7 +24,7 @@ def holdout(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 
-def pretrain(*, params: Params, source_dir: Path) -> tuple["graft_model.keras.Model", dict]:
+def pretrain(*, params: Params, source_dir: Path, backup: Path | None = None) -> tuple["graft_model.keras.Model", dict]:
     training.seed_everything(params.seed)
     source = graft_model.build_source_model(params)
     report: dict = {"base": params.base.kind, "weights": params.base.weights,
@@ -37,7 +37,7 @@ def pretrain(*, params: Params, source_dir: Path) -> tuple["graft_model.keras.Mo
     fit_idx, val_idx = holdout(len(data.y), fraction=params.pretrain.valid_fraction, seed=params.seed)
     p = params.pretrain
     result = training.fit(source, train=(data.x[fit_idx], data.y[fit_idx]), valid=(data.x[val_idx], data.y[val_idx]),
-                          epochs=p.epochs, batch_size=p.batch_size, lr=p.lr)
+                          recipe=p, seed=params.seed, backup=backup)
     report.update(source_classes=list(classes), train_images=len(fit_idx), valid_images=len(val_idx),
                   best_epoch=result.best_epoch, valid_loss=result.best_val_loss,
                   valid_accuracy=result.history["val_accuracy"][result.best_epoch - 1])
@@ -49,7 +49,9 @@ def pretrain(*, params: Params, source_dir: Path) -> tuple["graft_model.keras.Mo
 
 
 def run(params: Params) -> None:
-    source, report = pretrain(params=params, source_dir=params.paths.source)
+    backup = training.backup_dir(params.paths.backup, "pretrain", params.seed, params.image, params.base,
+                                 params.pretrain, params.data.source_classes, params.paths.metrics / "ingest.json")
+    source, report = pretrain(params=params, source_dir=params.paths.source, backup=backup)
     training.save_model(source, params.paths.source_model)
     write_json(params.paths.metrics / "pretrain.json", report)
     if "test_accuracy" in report:

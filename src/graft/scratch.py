@@ -1,54 +1,46 @@
 """Stage ``scratch``: the honest baseline. The transfer model's architecture with random
 weights, trained on the same train split for the same number of epochs
-(``head.epochs + finetune.epochs``) at ``head.lr``, everything trainable.
+(``head.epochs + finetune.epochs``) with the head phase's recipe, everything trainable.
 
 Its BatchNorm layers use momentum 0.9: a small set gives a few steps an epoch, and with Keras'
 default 0.99 the moving statistics barely leave their initial values, so the model predicts one
-class at test time. That collapse is a bug in a baseline, not a result, so the stage refuses
-to report one (:class:`Collapsed`).
+class at test time. A baseline that still collapses to one class is recorded as such, and
+evaluate then reports no transfer lift instead of a flattering one.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 import numpy as np
 
 from graft import metrics, model as graft_model, splits, training
 from graft.atomic import write_json
-from graft.bases import KINDS, application, compact_cnn
 from graft.config import Params
 
 BATCHNORM_MOMENTUM = 0.9
 
 
 def scratch_model(params: Params, *, num_classes: int, seed: int) -> keras.Model:
-    """The transfer model's architecture (adapter, base, dropout, softmax), random weights, all trainable."""
-    kind = KINDS[params.base.kind]
-    image = params.image
-    inputs = graft_model.pixel_input(params)
-    if kind.application is None:
-        size, channels = (image.height, image.width), image.channels
-        base = compact_cnn(input_shape=(*size, channels), filters=params.base.filters,
-                           convs_per_block=params.base.convs_per_block, seed=seed)
-    else:
-        size, channels = (params.base.input_size,) * 2, kind.channels
-        base = application(kind=params.base.kind, size=params.base.input_size, weights="none")
+    """The transfer model's architecture (adapter, base, pooling, head), random weights, all trainable."""
+    base, adapter = graft_model.build_base(params, weights="none", seed=seed)
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = BATCHNORM_MOMENTUM
-    x = graft_model.PixelAdapter(size=size, channels=channels, mode=kind.mode)(inputs)
-    x = base(x)
-    x = keras.layers.Dropout(params.head.dropout, seed=seed)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name=graft_model.OUTPUT_NAME,
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
-    return keras.Model(inputs, outputs, name="scratch")
+    return graft_model.assemble(input_shape=graft_model.pixel_input(params).shape[1:], adapter=adapter, base=base,
+                                head=params.head, num_classes=num_classes, seed=seed, frozen=False, name="scratch")
+
+
+def epochs(params: Params) -> int:
+    return params.head.epochs + params.finetune.epochs
 
 
 def train_scratch(*, params: Params, train, valid, seed: int) -> keras.Model:
     training.seed_everything(seed)
     model = scratch_model(params, num_classes=len(params.data.target_classes), seed=seed)
-    training.fit(model, train=train, valid=valid, epochs=params.head.epochs + params.finetune.epochs,
-                 batch_size=params.head.batch_size, lr=params.head.lr)
+    recipe = dataclasses.replace(params.head, epochs=epochs(params))
+    training.fit(model, train=train, valid=valid, recipe=recipe, augment=params.augment, seed=seed)
     return model
 
 
@@ -69,7 +61,7 @@ def run(params: Params) -> None:
     probs = model.predict(test.x, batch_size=256, verbose=0)
     report = metrics.report(test.y, probs, params.data.target_classes)
     collapsed = collapsed_to(probs, params.data.target_classes)
-    write_json(out, {"enabled": True, "epochs": params.head.epochs + params.finetune.epochs, "collapsed_to": collapsed,
+    write_json(out, {"enabled": True, "epochs": epochs(params), "collapsed_to": collapsed,
                      **{k: v for k, v in report.items() if k != "confusion_matrix"}})
     if collapsed:
         print(f"scratch: WARNING: the baseline predicts only {collapsed!r} on the test split, so no transfer lift "

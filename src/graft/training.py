@@ -1,17 +1,34 @@
-"""The one fit loop every phase uses: best weights by validation loss, history kept (seed first with seed_everything)."""
+"""The one fit loop every phase uses: learning-rate schedule, class weights, early stopping,
+augmentation in training only, best weights by validation loss, and resumable state.
+
+A phase given a ``backup_dir`` survives being killed: Keras' BackupAndRestore saves the weights,
+the optimizer and the epoch at the end of every epoch, and a journal keeps the history, so the
+next run continues from the last finished epoch instead of starting over. The directory is
+removed when the phase finishes.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import math
+import os
+import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from graft.atomic import atomic_path
+from graft.config import Augment, Fit
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 def seed_everything(seed: int) -> None:
@@ -32,37 +49,166 @@ class FitResult:
     history: dict[str, list[float]]
     best_epoch: int  # 1-based
     best_val_loss: float
+    resumed_from: int = 0  # epochs a killed run had finished before this one continued
+
+
+def learning_rate(lr: float, recipe: Fit, steps_per_epoch: int):
+    """A constant rate, or a schedule: linear warm-up over ``warmup_epochs``, then constant or
+    cosine decay to 0 by the last step."""
+    if recipe.schedule == "constant" and not recipe.warmup_epochs:
+        return lr
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    decay = max(1, recipe.epochs * steps_per_epoch - warmup)
+    alpha = 1.0 if recipe.schedule == "constant" else 0.0  # alpha 1: no decay after warm-up
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(0.0, decay, alpha=alpha, warmup_target=lr, warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=alpha)
+
+
+def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
+    """``balanced``: n / (classes * count) per class, as scikit-learn computes it."""
+    if mode == "none":
+        return None
+    counts = np.bincount(y)
+    present = np.flatnonzero(counts)
+    return {int(k): float(len(y) / (len(present) * counts[k])) for k in present}
+
+
+@keras.saving.register_keras_serializable(package="graft")
+class ToPixels(keras.layers.Layer):
+    """Back to the uint8 pixels the model takes, after augmentation worked in float."""
+
+    def call(self, x):
+        return keras.ops.cast(keras.ops.clip(keras.ops.round(x), 0, 255), "uint8")
+
+
+def augmenter(augment: Augment, *, seed: int) -> keras.Sequential:
+    """Keras augmentation layers; they live only in the training wrapper, never in the saved model."""
+    steps: list[keras.layers.Layer] = []
+    if augment.flip != "none":
+        steps.append(keras.layers.RandomFlip(augment.flip, seed=seed))
+    if augment.rotation:
+        steps.append(keras.layers.RandomRotation(augment.rotation, fill_mode="nearest", seed=seed + 1))
+    if augment.zoom:
+        steps.append(keras.layers.RandomZoom(augment.zoom, fill_mode="nearest", seed=seed + 2))
+    if augment.translation:
+        steps.append(keras.layers.RandomTranslation(augment.translation, augment.translation, fill_mode="nearest",
+                                                    seed=seed + 3))
+    return keras.Sequential([*steps, ToPixels()], name="augment")
+
+
+def with_augmentation(model: keras.Model, augment: Augment, *, seed: int) -> keras.Model:
+    """A training wrapper: pixels -> augmentation -> ``model``; it shares ``model``'s weights."""
+    inputs = keras.Input(shape=model.input_shape[1:], dtype="uint8", name="pixels")
+    return keras.Model(inputs, model(augmenter(augment, seed=seed)(inputs)), name=f"{model.name}_training")
+
+
+def fingerprint(*parts) -> str:
+    """A short key of what a phase depends on: files by content, dataclasses and values as JSON."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            with open(part, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        else:
+            digest.update(json.dumps(asdict(part) if is_dataclass(part) else part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def backup_dir(root: Path, phase: str, *parts) -> Path:
+    """``root/phase/<key>``: a run with other inputs never resumes from this one's state."""
+    return root / phase / fingerprint(*parts)
+
+
+class Journal(keras.callbacks.Callback):
+    """Appends each finished epoch's metrics to a CSV, flushed to disk, so history survives a kill."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["epoch", *HISTORY_KEYS])
+            writer.writerow([epoch + 1, *(float(logs[k]) for k in HISTORY_KEYS)])
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_journal(path: Path) -> dict[int, dict[str, float]]:
+    """Epoch -> metrics; an epoch written twice (killed after the journal, before the backup) keeps
+    its last row."""
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {int(row["epoch"]): {k: float(row[k]) for k in HISTORY_KEYS} for row in csv.DictReader(f)}
+
+
+@contextmanager
+def _state_dir(backup: Path | None) -> Iterator[Path]:
+    if backup is None:
+        with tempfile.TemporaryDirectory(prefix="graft-fit-") as tmp:
+            yield Path(tmp)
+        return
+    for stale in backup.parent.glob("*"):  # state of the same phase with other inputs: never resumable
+        if stale != backup:
+            shutil.rmtree(stale, ignore_errors=True)
+    backup.mkdir(parents=True, exist_ok=True)
+    yield backup
+    shutil.rmtree(backup, ignore_errors=True)  # reached only when the phase finished
 
 
 def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
-        epochs: int, batch_size: int, lr: float) -> FitResult:
-    """Compile ``model`` with Adam at ``lr``, train it, and leave it holding the weights of the
-    epoch with the lowest validation loss."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    with tempfile.TemporaryDirectory(prefix="graft-fit-") as tmp:
-        best = Path(tmp) / "best.weights.h5"
-        history = model.fit(
-            *train, validation_data=valid, epochs=epochs, batch_size=batch_size, shuffle=True,
-            verbose=verbosity(),
-            callbacks=[keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True,
-                                                       save_weights_only=True)],
-        ).history
-        model.load_weights(best)
-    val_loss = history["val_loss"]
-    best_epoch = int(np.argmin(val_loss)) + 1
-    return FitResult(history={k: [float(v) for v in vs] for k, vs in history.items()},
-                     best_epoch=best_epoch, best_val_loss=float(val_loss[best_epoch - 1]))
+        recipe: Fit, lr: float | None = None, augment: Augment | None = None, seed: int = 0,
+        backup: Path | None = None) -> FitResult:
+    """Compile ``model`` with Adam (``lr``, else ``recipe.lr``) and train it as ``recipe`` says;
+    leave it holding the weights of the epoch with the lowest validation loss.
+
+    ``augment`` trains through a wrapper with augmentation layers (``model`` itself never gets
+    them); ``backup`` makes the phase resumable (see the module docstring)."""
+    lr = recipe.lr if lr is None else lr
+    trainer = with_augmentation(model, augment, seed=seed) if augment is not None and augment.enabled else model
+    steps = math.ceil(len(train[1]) / recipe.batch_size)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate(lr, recipe, steps),
+                                                    clipnorm=recipe.clipnorm),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with _state_dir(backup) as state:
+        best, journal = state / "best.weights.h5", state / "history.csv"
+        done = read_journal(journal)
+        if done:
+            print(f"resuming from epoch {max(done) + 1}/{recipe.epochs}: {backup} holds a killed run's state", flush=True)
+        callbacks = [
+            keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True,
+                                            initial_value_threshold=min((e["val_loss"] for e in done.values()),
+                                                                        default=None)),
+            Journal(journal),
+        ]
+        if backup is not None:
+            callbacks.append(keras.callbacks.BackupAndRestore(state / "state", double_checkpoint=True))
+        if recipe.patience:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience))
+        trainer.fit(*train, validation_data=valid, epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True,
+                    class_weight=class_weights(train[1], recipe.class_weight), verbose=verbosity(), callbacks=callbacks)
+        rows = read_journal(journal)
+        model.load_weights(best) if trainer is model else trainer.load_weights(best)
+    epochs = sorted(rows)
+    history = {k: [rows[e][k] for e in epochs] for k in HISTORY_KEYS}
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    return FitResult(history=history, best_epoch=best_epoch, best_val_loss=history["val_loss"][best_epoch - 1],
+                     resumed_from=max(done, default=0))
 
 
 def write_history(path: Path, result: FitResult, *, phase: str, first_epoch: int = 1) -> None:
     """Per-epoch CSV for DVC plots: epoch, phase, loss, accuracy, val_loss, val_accuracy."""
-    keys = ["loss", "accuracy", "val_loss", "val_accuracy"]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["epoch", "phase", *keys])
+        writer.writerow(["epoch", "phase", *HISTORY_KEYS])
         for i in range(len(result.history["loss"])):
-            writer.writerow([first_epoch + i, phase, *(round(result.history[k][i], 6) for k in keys)])
+            writer.writerow([first_epoch + i, phase, *(round(result.history[k][i], 6) for k in HISTORY_KEYS)])
 
 
 def save_model(model: keras.Model, path: Path) -> None:

@@ -1,0 +1,165 @@
+"""Unit: the training engine on inline tiny data: cached features, head params, schedules, class
+weights, early stopping, augmentation kept out of the model, unfreezing by fraction, weights digests,
+and a phase killed with SIGKILL that resumes from its last epoch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from graft import model as M, training
+from graft.bases import WeightsMismatch, check_weights_file, sha256_of
+from graft.config import Augment, Base, Head, Image, Params
+from graft.features import Features, extract
+from graft.train_head import train_head
+
+PARAMS = Params(base=Base(filters=(4, 8), convs_per_block=1), image=Image(height=16, width=16, channels=1))
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = np.arange(48) % 2
+    x = rng.integers(0, 120, (48, 16, 16, 1), dtype=np.uint8)
+    x[y == 1, ::3, :, 0] = 250  # class 1 has stripes: learnable in a few steps
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def source():
+    return M.build_source_model(PARAMS)
+
+
+def test_cached_features_train_the_same_model_as_the_frozen_base(source, data):
+    x, y = data
+    train, valid = (x[:32], y[:32]), (x[32:], y[32:])
+    head = Head(epochs=4, batch_size=8, dense=(8,), batchnorm=True, dropout=0.3)
+    naive, naive_fit = train_head(source=source, train=train, valid=valid, num_classes=2, head=head, seed=3)
+    extractor = M.feature_extractor(M.graft_head(source, num_classes=2, head=head, seed=3))
+    cached = Features(train=(extract(extractor, train[0])[0], train[1]), valid=(extract(extractor, valid[0])[0], valid[1]))
+    fast, fast_fit = train_head(source=source, train=train, valid=valid, num_classes=2, head=head, seed=3, features=cached)
+    np.testing.assert_allclose(fast_fit.history["loss"], naive_fit.history["loss"], rtol=1e-4)
+    want = naive.predict(x, verbose=0)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), want, atol=1e-5)
+    assert not np.allclose(want, want.mean(0), atol=1e-3), "the comparison must be of a model that learned something"
+
+
+def test_head_params_build_the_head_they_name():
+    head = M.build_head(features=12, num_classes=3, head=Head(dense=(16, 8), activation="selu", batchnorm=True), seed=0)
+    names = [layer.name for layer in head.layers]
+    assert names == ["features", "head_dropout1", "head_dense1", "head_bn1", "head_selu1", "head_dropout2",
+                     "head_dense2", "head_bn2", "head_selu2", "head_dropout", M.OUTPUT_NAME]
+    assert isinstance(head.get_layer("head_dense1").kernel_initializer, keras.initializers.LecunNormal)
+    relu = M.build_head(features=12, num_classes=3, head=Head(dense=(4,)), seed=0)
+    assert isinstance(relu.get_layer("head_dense1").kernel_initializer, keras.initializers.HeNormal)
+    flat = M.graft_head(M.build_source_model(PARAMS), num_classes=2, head=Head(pooling="flatten"), seed=0)
+    avg = M.graft_head(M.build_source_model(PARAMS), num_classes=2, head=Head(pooling="avg"), seed=0)
+    assert M.feature_extractor(flat).output.shape[-1] == 8 * 8 * 8  # 16x16 pooled once, 8 filters
+    assert M.feature_extractor(avg).output.shape[-1] == 8
+
+
+def test_learning_rate_schedules():
+    lr = 1e-3
+    assert training.learning_rate(lr, Head(epochs=5), steps_per_epoch=10) == lr
+    warm = training.learning_rate(lr, Head(epochs=5, warmup_epochs=1), steps_per_epoch=10)
+    assert float(warm(0)) == pytest.approx(0.0) and float(warm(10)) == pytest.approx(lr)
+    assert float(warm(49)) == pytest.approx(lr)  # constant after warm-up
+    cosine = training.learning_rate(lr, Head(epochs=5, warmup_epochs=1, schedule="cosine"), steps_per_epoch=10)
+    assert float(cosine(5)) == pytest.approx(lr / 2) and float(cosine(30)) == pytest.approx(lr / 2, rel=1e-3)
+    assert float(cosine(50)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_balanced_class_weights():
+    assert training.class_weights(np.array([0, 0, 0, 1]), "none") is None
+    assert training.class_weights(np.array([0, 0, 0, 1]), "balanced") == {0: pytest.approx(4 / 6), 1: 2.0}
+
+
+def test_early_stopping_stops_when_validation_loss_rises(source, data):
+    x, y = data
+    model = M.graft_head(source, num_classes=2, head=Head(dropout=0.0), seed=0)
+    training.seed_everything(0)
+    result = training.fit(model, train=(x, y), valid=(x, 1 - y), recipe=Head(epochs=30, batch_size=8, lr=1e-2, patience=2))
+    assert len(result.history["loss"]) < 30  # valid labels are the opposite of train's: val_loss climbs
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
+
+
+def test_augmentation_trains_through_a_wrapper_and_never_enters_the_model(source, data, tmp_path):
+    x, y = data
+    augment = Augment(flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1)
+    layer = training.augmenter(augment, seed=0)
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
+    assert not np.array_equal(np.asarray(layer(x, training=True)), x)
+    model = M.graft_head(source, num_classes=2, head=Head(), seed=0)
+    before = [w.copy() for w in model.get_layer(M.HEAD_NAME).get_weights()]
+    training.fit(model, train=(x, y), valid=(x, y), recipe=Head(epochs=1, batch_size=8), augment=augment)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_layer(M.HEAD_NAME).get_weights()))
+    model.save(tmp_path / "m.keras")
+
+    def layer_types(m):
+        for layer in m.layers:
+            yield type(layer).__name__
+            if isinstance(layer, keras.Model):
+                yield from layer_types(layer)
+
+    assert not any(name.startswith("Random") or name == "ToPixels" for name in layer_types(M.load(tmp_path / "m.keras")))
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(0.25, ["block2_conv1"]), (1.0, ["block1_conv1", "block2_conv1"])])
+def test_unfreeze_by_fraction(source, fraction, expected):
+    base = M.graft_head(source, num_classes=2, head=Head(), seed=0).get_layer(M.BASE_NAME)
+    assert M.unfreeze_top(base, unfreeze=fraction) == expected  # of the 2 convolutions: ceil(0.25 * 2) = 1
+
+
+def test_weights_file_checked_against_its_digest(tmp_path):
+    weights = tmp_path / "w.weights.h5"
+    weights.write_bytes(b"not really weights")
+    check_weights_file(str(weights), sha256_of(weights))
+    with pytest.raises(WeightsMismatch, match="w.weights.h5.*base.weights_sha256"):
+        check_weights_file(str(weights), "0" * 64)
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        check_weights_file(str(tmp_path / "nope.h5"), None)
+
+
+KILLED_RUN = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    import numpy as np
+    from graft import model as M, training
+    from graft.config import Base, Head, Image, Params
+
+    kill_at = int(sys.argv[2])
+    if kill_at:
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        training.Journal.on_epoch_begin = on_epoch_begin
+    params = Params(base=Base(filters=(4,), convs_per_block=1), image=Image(height=8, width=8, channels=1))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8), np.arange(16) % 2
+    training.seed_everything(0)
+    model = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(), seed=0)
+    result = training.fit(model, train=(x, y), valid=(x, y), recipe=Head(epochs=6, batch_size=4), backup=Path(sys.argv[1]))
+    print("RESULT", result.resumed_from, len(result.history["loss"]), result.best_epoch)
+""")
+
+
+@pytest.mark.slow
+def test_a_killed_phase_resumes_from_its_last_epoch(tmp_path):
+    backup = tmp_path / "backup" / "head" / "key"
+    script = tmp_path / "phase.py"
+    script.write_text(KILLED_RUN)
+    killed = subprocess.run([sys.executable, str(script), str(backup), "3"], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert len(training.read_journal(backup / "history.csv")) == 3
+    resumed = subprocess.run([sys.executable, str(script), str(backup), "0"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from epoch 4/6" in resumed.stdout
+    assert "Epoch 1/6" not in resumed.stdout and "Epoch 4/6" in resumed.stdout  # Keras started at epoch 4
+    resumed_from, epochs, best = resumed.stdout.split("RESULT")[1].split()
+    assert (int(resumed_from), int(epochs)) == (3, 6) and 1 <= int(best) <= 6
+    assert not backup.exists()  # a finished phase leaves no state behind
