@@ -124,11 +124,11 @@ def perceptual_hashes(thumbs: np.ndarray) -> list[str]:
     return [row.tobytes().hex() for row in np.packbits(coefficients > median, axis=1)]
 
 
-def _friendly(err: Exception) -> str:
+def _friendly(err: Exception, rules: Rules) -> str:
     if isinstance(err, UnidentifiedImageError):
         return "not an image Pillow can identify (garbage, or not an image file at all)"
     if isinstance(err, Image.DecompressionBombError | Image.DecompressionBombWarning):
-        return f"decompression bomb: {err}"
+        return f"decompression bomb: {err} (validate.max_pixels: {rules.max_pixels}); not decoded"
     message = str(err).replace("<_io.BytesIO object at ", "<").strip()
     if "truncated" in message.lower():
         return f"truncated image data: {message}"
@@ -169,15 +169,15 @@ def inspect(path: str, rules: Rules) -> tuple[dict, np.ndarray | None]:
                                     f"(validate.formats: {', '.join(rules.formats)}); not decoded")
                     return row, None
                 if img.width * img.height > rules.max_pixels:
-                    row["error"] = (f"decompression bomb: {img.width}x{img.height} = {img.width * img.height} pixels "
-                                    f"is over validate.max_pixels ({rules.max_pixels}); not decoded")
+                    row["error"] = (f"decompression bomb: {img.width}x{img.height} = {img.width * img.height} pixels, "
+                                    f"over validate.max_pixels ({rules.max_pixels}); not decoded")
                     return row, None
                 img.load()
                 row["orientation"] = int(img.getexif().get(0x0112, 1) or 1)
                 thumb = images.normalize(img, channels=1).resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.BILINEAR)
                 pixels = np.asarray(thumb, dtype=np.uint8)
     except Exception as err:  # Pillow raises many types for bad files; each is a finding, not a crash
-        row["error"] = _friendly(err)
+        row["error"] = _friendly(err, rules)
         return row, None
     row["decodes"] = True
     return row, pixels
