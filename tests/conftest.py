@@ -22,7 +22,7 @@ TINY = {
     "data": {"source_per_class": 24, "source_test_per_class": 6,
              "target_train_pool_per_class": 30, "target_test_per_class": 10},
     "validate": {"min_images_per_class": 5},
-    "split": {"train_per_class": 12, "valid_per_class": 12},
+    "split": {"valid_fraction": 0.4, "train_fraction": None, "train_per_class": 12, "valid_per_class": 12},
     "base": {"filters": [4, 8], "convs_per_block": 1},
     "pretrain": {"epochs": 2, "batch_size": 32},
     "head": {"epochs": 2, "batch_size": 8},

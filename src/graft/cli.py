@@ -22,7 +22,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [config.ConfigError, DataNotFound, FileNotFoundError]
     for module, name in (("graft.validate", "ValidationFailed"), ("graft.export", "ParityError"),
                          ("graft.gate", "GateRefused"), ("graft.compare", "PoolTooSmall"),
-                         ("graft.ingest", "TargetFolderError")):
+                         ("graft.ingest", "TargetFolderError"), ("graft.split", "SplitError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
     return tuple(errors)

@@ -66,14 +66,27 @@ class Image:
 
 @dataclass(frozen=True, kw_only=True)
 class Validate:
-    min_images_per_class: int = 10
+    min_images_per_class: int = 10  # usable images (decode, not quarantined) every class needs
+    formats: tuple[str, ...] = ("PNG", "JPEG")  # Pillow format names that are decoded; others are bad files
+    max_pixels: int = 89_478_485  # decompression-bomb limit (Pillow's default); bigger images are bad files
+    min_size: int = 16  # pixels, each way; smaller images are bad files
+    on_bad_file: str = "fail"  # fail | quarantine: set bad files aside (quarantine.csv) and go on
+    max_imbalance: float = 5.0  # warning when the largest class has more than this many times a class's images
+    max_aspect_ratio: float = 3.0  # warning above this long side / short side
+    near_duplicate_distance: int = 12  # perceptual-hash bits (of 256) within which images are near-duplicates; -1: off
+    near_duplicate_leak: str = "quarantine"  # quarantine | fail: near-duplicates across given train/ valid/ test/
+    workers: int = 0  # processes for the manifest; 0: every core
 
 
 @dataclass(frozen=True, kw_only=True)
 class Split:
-    train_per_class: int | None = 100  # None: everything not in valid/test
-    valid_per_class: int | None = 1000  # None: all that remain after train
-    test_fraction: float = 0.2  # used only when the data has no test/ folder
+    # Each duplicate group's split comes from a hash of (seed, content) -> u in [0, 1), cut by the
+    # fractions below: stable as data grows. Fractions are of each class's images outside given folders.
+    test_fraction: float = 0.2  # only for a class without a given test/ folder
+    valid_fraction: float = 0.1667  # only for a class without a given valid/ folder
+    train_fraction: float | None = 0.0167  # None: all the rest
+    train_per_class: int | None = None  # optional caps: keep the lowest-hash images of a split, the rest unused
+    valid_per_class: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -277,14 +290,8 @@ def _check(p: Params, *, where: str) -> None:
         fail("image.channels", f"{p.image.channels}; use 1 (grayscale) or 3 (RGB)")
     if min(p.image.height, p.image.width) < 8:
         fail("image.height/width", "images must be at least 8x8")
-    if p.validate.min_images_per_class < 1:
-        fail("validate.min_images_per_class", "must be at least 1")
-    if not 0 < p.split.test_fraction < 1:
-        fail("split.test_fraction", "must be between 0 and 1")
-    for key in ("train_per_class", "valid_per_class"):
-        value = getattr(p.split, key)
-        if value is not None and value < 1:
-            fail(f"split.{key}", "must be at least 1 (or null)")
+    _check_validate(p.validate, fail)
+    _check_split(p.split, fail)
     from graft.bases import KINDS  # light module: no TensorFlow import
 
     if p.base.kind not in KINDS:
@@ -336,6 +343,44 @@ def _check(p: Params, *, where: str) -> None:
             fail(f"gate.{key}", "must be between 0 and 1 (a fraction, not a percentage)")
     if not 0 < p.pretrain.valid_fraction < 1:
         fail("pretrain.valid_fraction", "must be between 0 and 1")
+
+
+def _check_validate(v: Validate, fail) -> None:
+    from PIL import Image as PILImage
+
+    PILImage.init()
+    if v.min_images_per_class < 1:
+        fail("validate.min_images_per_class", "must be at least 1")
+    unknown = [f for f in v.formats if f not in PILImage.OPEN]
+    if not v.formats or unknown:
+        fail("validate.formats", f"{unknown or 'empty'}: list Pillow format names, e.g. [PNG, JPEG, WEBP, BMP, TIFF]")
+    for key in ("max_pixels", "min_size"):
+        if getattr(v, key) < 1:
+            fail(f"validate.{key}", "must be at least 1")
+    for key in ("max_imbalance", "max_aspect_ratio"):
+        if getattr(v, key) < 1:
+            fail(f"validate.{key}", "is a ratio of at least 1")
+    if v.on_bad_file not in ("fail", "quarantine"):
+        fail("validate.on_bad_file", f"{v.on_bad_file!r}; use fail or quarantine")
+    if v.near_duplicate_leak not in ("fail", "quarantine"):
+        fail("validate.near_duplicate_leak", f"{v.near_duplicate_leak!r}; use quarantine or fail")
+    if not -1 <= v.near_duplicate_distance <= 64:
+        fail("validate.near_duplicate_distance", "bits of a 256-bit hash: 0 to 64, or -1 to switch the search off")
+    if v.workers < 0:
+        fail("validate.workers", "must be 0 (every core) or more")
+
+
+def _check_split(s: Split, fail) -> None:
+    for key in ("test_fraction", "valid_fraction", "train_fraction"):
+        value = getattr(s, key)
+        if value is not None and not 0 < value < 1:
+            fail(f"split.{key}", f"{value}: must be between 0 and 1 (a fraction of each class's images)")
+    if s.test_fraction + s.valid_fraction + (s.train_fraction or 0) > 1:
+        fail("split", "test_fraction + valid_fraction + train_fraction add up to more than 1")
+    for key in ("train_per_class", "valid_per_class"):
+        value = getattr(s, key)
+        if value is not None and value < 1:
+            fail(f"split.{key}", "must be at least 1 (or null)")
 
 
 def _inside(path: Path, parent: Path) -> bool:

@@ -20,7 +20,7 @@ def split_counts(split_csv: Path) -> dict[str, dict[str, int]]:
     if not Path(split_csv).is_file():
         return {}
     table = pd.read_csv(split_csv, keep_default_na=False)
-    table = table[table["split"] != ""]
+    table = table[table["split"].isin(["train", "valid", "test"])]  # not "" (unused) nor "excluded"
     return {s: {c: int(n) for c, n in g.groupby("class").size().items()} for s, g in table.groupby("split")}
 
 
