@@ -29,6 +29,7 @@ from graft.atomic import atomic_path
 from graft.config import Augment, Fit
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+VALIDATION_BATCH = 256  # validation does not learn: large batches, fewer steps, the same loss
 
 
 def seed_everything(seed: int) -> None:
@@ -192,6 +193,7 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
         if recipe.patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience))
         trainer.fit(*train, validation_data=valid, epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True,
+                    validation_batch_size=max(recipe.batch_size, VALIDATION_BATCH),
                     class_weight=class_weights(train[1], recipe.class_weight), verbose=verbosity(), callbacks=callbacks)
         rows = read_journal(journal)
         model.load_weights(best) if trainer is model else trainer.load_weights(best)
