@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from graft import model as graft_model, splits, training
 from graft.atomic import write_json
+from graft.distribute import distributed
 from graft.bases import BASE_NAME
 from graft.config import Params
 
@@ -18,6 +19,7 @@ def finetune(*, model: "graft_model.keras.Model", unfreeze: int | str, train, va
     return unfrozen, result
 
 
+@distributed
 def run(params: Params) -> None:
     train, valid = splits.load(params, "train"), splits.load(params, "valid")
     f = params.finetune

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from graft import model as graft_model, splits, training
 from graft.atomic import write_json
+from graft.distribute import distributed
 from graft.config import Params
 
 
@@ -16,6 +17,7 @@ def train_head(*, source: "graft_model.keras.Model", train, valid, num_classes: 
     return model, result
 
 
+@distributed
 def run(params: Params) -> None:
     train, valid = splits.load(params, "train"), splits.load(params, "valid")
     h = params.head
