@@ -90,6 +90,7 @@ def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) 
     run(["git", "init", "-q", "-b", "main"], root)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], root)
     run([str(BIN / "dvc"), "init", "-q"], root)
+    shutil.copy2(ROOT / ".dvc" / "config", root / ".dvc" / "config")  # the project's DVC settings (cache links)
     run([str(BIN / "dvc"), "config", "core.check_update", "false"], root)
     return root
 

@@ -187,6 +187,7 @@ class Gate:
 @dataclass(frozen=True, kw_only=True)
 class Params:
     seed: int = 42
+    distribute: str = "none"  # tf.distribute for train_head and finetune: none | mirrored | multi_worker
     paths: Paths = field(default_factory=Paths)
     data: Data = field(default_factory=Data)
     image: Image = field(default_factory=Image)
@@ -341,6 +342,10 @@ def _check(p: Params, *, where: str) -> None:
     for key in ("min_accuracy", "min_class_recall", "max_regression"):
         if not 0 <= getattr(p.gate, key) <= 1:
             fail(f"gate.{key}", "must be between 0 and 1 (a fraction, not a percentage)")
+    from graft.distribute import KINDS as DISTRIBUTE  # no TensorFlow import
+
+    if p.distribute not in DISTRIBUTE:
+        fail("distribute", f"{p.distribute!r}; choose one of {', '.join(DISTRIBUTE)} (see graft.distribute)")
     if not 0 < p.pretrain.valid_fraction < 1:
         fail("pretrain.valid_fraction", "must be between 0 and 1")
 

@@ -44,13 +44,30 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+DVC_LOCK_BUSY = "Unable to acquire lock"  # dvc.lock.FAILED_TO_LOCK_MESSAGE: another dvc process holds the repo
+
+
+class StageFailed(RuntimeError):
+    """``dvc repro`` of one stage exited non-zero."""
+
+    def __init__(self, stage: str, returncode: int, output: str):
+        super().__init__(f"dvc repro {stage} failed (exit {returncode}):\n{output[-4000:]}")
+        self.stage, self.returncode, self.output = stage, returncode, output
+
+    @property
+    def transient(self) -> bool:
+        """DVC refused to start because another ``dvc`` process (a person's ``dvc status``, say) held
+        the repository lock: nothing ran, so running the stage again is safe and may succeed."""
+        return DVC_LOCK_BUSY in self.output and "Running stage" not in self.output
+
+
 def repro_stage(stage: str, root: str | Path = ".") -> StageRun:
     """``dvc repro --single-item <stage>``: runs the stage only if its deps, params or outs changed."""
     result = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", stage], cwd=root,
                             env=_env(), capture_output=True, text=True)
     output = result.stdout + result.stderr
     if result.returncode != 0:
-        raise RuntimeError(f"dvc repro {stage} failed (exit {result.returncode}):\n{output[-4000:]}")
+        raise StageFailed(stage, result.returncode, output)
     skipped = re.search(rf"Stage '{re.escape(stage)}' didn't change, skipping", output) is not None
     return StageRun(stage=stage, ran=not skipped, output=output)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from graft import model as graft_model, splits, training
 from graft.atomic import write_json
+from graft.distribute import distributed
 from graft.bases import BASE_NAME
 from graft.config import Augment, Finetune, Params
 from graft.summary import read_json
@@ -22,6 +23,7 @@ def finetune(*, model: "graft_model.keras.Model", recipe: Finetune, lr: float, t
     return unfrozen, result
 
 
+@distributed
 def run(params: Params) -> None:
     train, valid = splits.load(params, "train"), splits.load(params, "valid")
     f = params.finetune

@@ -11,6 +11,7 @@ from pathlib import Path
 from graft import features as cached_features, model as graft_model, splits, training
 from graft.atomic import write_json
 from graft.config import Augment, Head, Params
+from graft.distribute import distributed
 
 
 def train_head(*, source: "graft_model.keras.Model", train, valid, num_classes: int, head: Head, seed: int,
@@ -28,6 +29,7 @@ def train_head(*, source: "graft_model.keras.Model", train, valid, num_classes: 
     return model, result
 
 
+@distributed
 def run(params: Params) -> None:
     train, valid = splits.load(params, "train"), splits.load(params, "valid")
     h = params.head
