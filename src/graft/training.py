@@ -66,6 +66,14 @@ def learning_rate(lr: float, recipe: Fit, steps_per_epoch: int):
     return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=alpha)
 
 
+def validation_batch(batch_size: int) -> int:
+    """Large validation batches (validation does not learn), except under a tf.distribute strategy,
+    whose replicas cannot split a large uneven final batch."""
+    import tensorflow as tf
+
+    return batch_size if tf.distribute.has_strategy() else max(batch_size, VALIDATION_BATCH)
+
+
 def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
     """``balanced``: n / (classes * count) per class, as scikit-learn computes it."""
     if mode == "none":
@@ -193,7 +201,7 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
         if recipe.patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience))
         trainer.fit(*train, validation_data=valid, epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True,
-                    validation_batch_size=max(recipe.batch_size, VALIDATION_BATCH),
+                    validation_batch_size=validation_batch(recipe.batch_size),
                     class_weight=class_weights(train[1], recipe.class_weight), verbose=verbosity(), callbacks=callbacks)
         rows = read_journal(journal)
         model.load_weights(best) if trainer is model else trainer.load_weights(best)
