@@ -94,7 +94,8 @@ def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) 
     return root
 
 
-STAGES = ["ingest", "validate", "split", "pretrain", "features", "train_head", "finetune", "scratch", "evaluate", "export"]
+STAGES = ["ingest", "validate", "split", "pretrain", "features", "advise", "train_head", "finetune", "scratch", "evaluate",
+          "export"]
 
 
 def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
