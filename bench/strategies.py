@@ -99,6 +99,17 @@ def one_run(*, params: config.Params, source, train, valid, test, seed: int) -> 
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def readvise(runs: list[dict], advisor: config.Advisor) -> None:
+    """The advisor's choice from each run's recorded measurements under the current thresholds
+    (a pure function of both, so thresholds can be revised without training anything again)."""
+    for r in runs:
+        m = r["measurements"]
+        measured = advise.Measurements(per_class=m["per_class"], probe_accuracy=m["probe_accuracy"],
+                                       random_probe_accuracy=m["random_probe_accuracy"], images=m["images"])
+        size, domain = advise.scenario(measured, advisor)
+        r["scenario"], r["advised"] = {"size": size, "domain": domain}, advise.SCENARIOS[size, domain]
+
+
 def summarize(runs: list[dict]) -> list[dict]:
     """Per task and size: each strategy's mean and std over seeds, the advisor's picks, and how its
     pick did against the best strategy of the same seed."""
@@ -143,6 +154,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="default,digits")
     parser.add_argument("--source", default=None, help="model A (default: paths.source_model)")
     parser.add_argument("--out", default="reports/strategies/strategies.json")
+    parser.add_argument("--summarize-only", action="store_true", help="train nothing; summarize --out's runs")
     args = parser.parse_args()
     os.chdir(args.root)
     params = config.load()
@@ -151,9 +163,10 @@ def main() -> None:
     seeds = [params.seed + i for i in range(args.seeds)]
     load_start = os.getloadavg()
     started = datetime.datetime.now().astimezone()
-    runs = []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(out.read_text())["runs"] if out.is_file() else []  # a stopped bench resumes
+    done = {(r["task"], r["per_class"], r["seed"]) for r in runs}
     tasks = args.tasks.split(",")
 
     def record(task, size, run):
@@ -163,24 +176,29 @@ def main() -> None:
               + ", ".join(f"{k} {v:.4f}" for k, v in run["accuracy"].items()) + f" [{run['seconds']} s]", flush=True)
         out.write_text(json.dumps({"runs": runs}, indent=1))
 
-    if "default" in tasks:
-        valid, test = (splits.load(params, name) for name in ("valid", "test"))
-        for size in [int(s) for s in args.sizes.split(",") if s]:
-            for seed in seeds:
-                train = pool_subset(params, per_class=size, seed=seed)
-                record("default", size, one_run(params=params, source=source, train=train, valid=(valid.x, valid.y),
-                                                test=(test.x, test.y), seed=seed))
-    if "digits" in tasks:
-        data = digits()
-        digit_params = dataclasses.replace(params, data=dataclasses.replace(params.data,
-                                                                            target_classes=tuple(map(str, range(10)))))
-        for size in [int(s) for s in args.digit_sizes.split(",") if s]:
-            for seed in seeds:
-                record("digits", size, one_run(params=digit_params, source=source,
-                                               train=subset(data["pool"], per_class=size, seed=seed),
-                                               valid=data["valid"], test=data["test"], seed=seed))
+    valid, test = (splits.load(params, name) for name in ("valid", "test"))
+    data = digits()
+    digit_params = dataclasses.replace(params, data=dataclasses.replace(params.data,
+                                                                        target_classes=tuple(map(str, range(10)))))
+    for seed in [] if args.summarize_only else seeds:  # seed-major: a bench stopped early still has every task and size
+        for task, sizes in (("default", args.sizes), ("digits", args.digit_sizes)):
+            for size in [int(s) for s in sizes.split(",") if s]:
+                if task not in tasks or (task, size, seed) in done:
+                    continue
+                if task == "default":
+                    run = one_run(params=params, source=source, train=pool_subset(params, per_class=size, seed=seed),
+                                  valid=(valid.x, valid.y), test=(test.x, test.y), seed=seed)
+                else:
+                    run = one_run(params=digit_params, source=source, train=subset(data["pool"], per_class=size, seed=seed),
+                                  valid=data["valid"], test=data["test"], seed=seed)
+                record(task, size, run)
+    readvise(runs, params.advisor)
     rows = summarize(runs)
-    meta = {"source_model": str(source_path), "machine": machine(), "started": started.isoformat(timespec="seconds"),
+    if args.summarize_only and out.is_file():
+        previous = json.loads(out.read_text()).get("meta", {})
+        load_start, started = previous.get("load_average_start", load_start), previous.get("started", started)
+    when = started if isinstance(started, str) else started.isoformat(timespec="seconds")
+    meta = {"source_model": str(source_path), "machine": machine(), "started": when,
             "load_average_start": load_start, "load_average_end": os.getloadavg(), "seeds": seeds,
             "advisor": dataclasses.asdict(params.advisor), "finetune_unfreeze": params.finetune.unfreeze}
     out.write_text(json.dumps({"meta": meta, "summary": rows, "runs": runs}, indent=1))

@@ -96,7 +96,7 @@ def write_params(tmp_path, changes: dict):
     ({"pretrain": {"method": "contrastive"}}, "pretrain.method", "autoencoder"),
     ({"pretrain": {"method": "autoencoder"}, "base": {"kind": "mobilenet_v2"}}, "pretrain.method", "compact_cnn"),
     ({"pretrain": {"unlabelled": "/no/such/folder"}}, "pretrain.unlabelled", "folder"),
-    ({"advisor": {"similar_gain": 1.5}}, "advisor.similar_gain", "(0, 1]"),
+    ({"advisor": {"similar_gain": 1.5}}, "advisor.similar_gain", "[-1, 1]"),
     ({"advisor": {"small_per_class": 0}}, "advisor.small_per_class", "at least 1"),
     ({"advisor": {"top_half": 0}}, "advisor.top_half", "fraction"),
     ({"advisor": {"probe_folds": 1}}, "advisor", "probe_folds"),

@@ -162,7 +162,7 @@ class Advisor:
     """How ``strategy: auto`` places the task in one of four scenarios (docs/strategies.md)."""
 
     small_per_class: int = 50  # a class with fewer labelled training images than this makes the set small
-    similar_gain: float = 0.5  # probe gain at or above this: a target domain similar to the source
+    similar_gain: float = 0.0  # probe gain at or above this (0: no more errors than random features): similar
     top_half: float = 0.5  # what "the top half" unfreezes: this fraction of the base's weight layers
     probe_folds: int = 5  # cross-validation folds of the linear probe on the train split
     probe_l2: float = 0.01  # L2 penalty of the linear probe (on standardised features)
@@ -323,8 +323,8 @@ def _check(p: Params, *, where: str) -> None:
     a = p.advisor
     if a.small_per_class < 1:
         fail("advisor.small_per_class", "must be at least 1 image per class")
-    if not 0 < a.similar_gain <= 1:
-        fail("advisor.similar_gain", f"{a.similar_gain}; a share of the random-feature probe's errors, in (0, 1]")
+    if not -1 <= a.similar_gain <= 1:
+        fail("advisor.similar_gain", f"{a.similar_gain}; a share of the random-feature probe's errors, in [-1, 1]")
     if not 0 < a.top_half <= 1:
         fail("advisor.top_half", f"{a.top_half}; a fraction of the base's weight layers, in (0, 1]")
     if a.probe_folds < 2 or a.probe_l2 < 0:
