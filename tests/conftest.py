@@ -27,6 +27,7 @@ TINY = {
     "pretrain": {"epochs": 2, "batch_size": 32},
     "head": {"epochs": 2, "batch_size": 8, "min_steps": 0},
     "finetune": {"epochs": 2, "batch_size": 8, "unfreeze": "block2", "min_steps": 0},
+    "advisor": {"small_per_class": 10},  # 12 train images per class count as large: auto fine-tunes the top part
     "gate": {"min_accuracy": 0.0, "min_class_recall": 0.0, "max_regression": 1.0},  # tiny models bless
 }
 

@@ -35,8 +35,8 @@ def test_auto_repro_records_the_advice_and_finetune_follows_it(tiny_project):
     assert advice["strategy"] == "auto" and advice["plan"] == advice["advised"]
     assert m["per_class"] == {"Sandal": 12, "Shirt": 12} and m["images"] == 24  # TINY: 12 train images per class
     assert 0 <= m["probe_accuracy"] <= 1 and 0 <= m["random_probe_accuracy"] <= 1
-    assert advice["scenario"]["size"] == "small"  # 12 < advisor.small_per_class
-    assert advice["reason"].startswith(f"small and {advice['scenario']['domain']}")
+    assert advice["scenario"]["size"] == "large"  # 12 >= TINY's advisor.small_per_class (10)
+    assert advice["reason"].startswith(f"large and {advice['scenario']['domain']}")
     assert tuned["strategy"] == advice["plan"]["strategy"] and tuned["fine_tuned"] == (advice["plan"]["unfreeze"] is not None)
 
 
