@@ -25,8 +25,9 @@ TINY = {
     "split": {"valid_fraction": 0.4, "train_fraction": None, "train_per_class": 12, "valid_per_class": 12},
     "base": {"filters": [4, 8], "convs_per_block": 1},
     "pretrain": {"epochs": 2, "batch_size": 32},
-    "head": {"epochs": 2, "batch_size": 8},
-    "finetune": {"epochs": 2, "batch_size": 8, "unfreeze": "block2"},
+    "head": {"epochs": 2, "batch_size": 8, "min_steps": 0},
+    "finetune": {"epochs": 2, "batch_size": 8, "unfreeze": "block2", "min_steps": 0},
+    "advisor": {"small_per_class": 10},  # 12 train images per class count as large: auto fine-tunes the top part
     "gate": {"min_accuracy": 0.0, "min_class_recall": 0.0, "max_regression": 1.0},  # tiny models bless
 }
 
@@ -95,7 +96,8 @@ def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) 
     return root
 
 
-STAGES = ["ingest", "validate", "split", "pretrain", "features", "train_head", "finetune", "scratch", "evaluate", "export"]
+STAGES = ["ingest", "validate", "split", "pretrain", "features", "advise", "train_head", "finetune", "scratch", "evaluate",
+          "export"]
 
 
 def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

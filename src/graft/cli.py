@@ -13,7 +13,8 @@ import sys
 import graft  # noqa: F401  (telemetry off before anything else is imported)
 from graft import config
 
-STAGES = ("ingest", "validate", "split", "pretrain", "features", "train_head", "finetune", "scratch", "evaluate", "export")
+STAGES = ("ingest", "validate", "split", "pretrain", "features", "advise", "train_head", "finetune", "scratch", "evaluate",
+          "export")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -22,7 +23,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [config.ConfigError, DataNotFound, FileNotFoundError]
     for module, name in (("graft.validate", "ValidationFailed"), ("graft.export", "ParityError"),
                          ("graft.gate", "GateRefused"), ("graft.compare", "PoolTooSmall"),
-                         ("graft.ingest", "TargetFolderError"), ("graft.split", "SplitError")):
+                         ("graft.ingest", "TargetFolderError"), ("graft.split", "SplitError"),
+                         ("graft.advise", "ProbeError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
     return tuple(errors)

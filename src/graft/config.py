@@ -119,6 +119,10 @@ class Fit:
     clipnorm: float | None = None  # gradient clipping by norm
     patience: int | None = None  # early stopping on val_loss; None: run every epoch
     class_weight: str = "none"  # or balanced: weight classes by n / (classes * count)
+    min_steps: int = 0  # at least this many optimizer steps in all: a small set is repeated within each epoch
+
+
+PRETRAIN_METHODS = ("supervised", "autoencoder")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +130,8 @@ class Pretrain(Fit):
     epochs: int = 4
     batch_size: int = 128
     valid_fraction: float = 0.1
+    method: str = "supervised"  # or autoencoder: the base learns to encode unlabelled images (no source labels)
+    unlabelled: Path | None = None  # autoencoder: a folder of images; None: paths.target without its test/ images
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +152,20 @@ class Finetune(Fit):
     lr: float | None = None  # None: head.lr * lr_factor
     lr_factor: float = 0.1
     unfreeze: int | float | str = 6  # top N layers, a fraction of the base's layers, or a block name prefix
+
+
+STRATEGIES = ("auto", "feature_extraction", "finetune_top", "finetune_all", "as_classifier")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Advisor:
+    """How ``strategy: auto`` places the task in one of four scenarios (docs/strategies.md)."""
+
+    small_per_class: int = 50  # a class with fewer labelled training images than this makes the set small
+    similar_gain: float = 0.0  # probe gain at or above this (0: no more errors than random features): similar
+    top_half: float = 0.5  # what "the top half" unfreezes: this fraction of the base's weight layers
+    probe_folds: int = 5  # cross-validation folds of the linear probe on the train split
+    probe_l2: float = 0.01  # L2 penalty of the linear probe (on standardised features)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +208,7 @@ class Gate:
 class Params:
     seed: int = 42
     distribute: str = "none"  # tf.distribute for train_head and finetune: none | mirrored | multi_worker
+    strategy: str = "auto"  # how much to transfer: see STRATEGIES and docs/strategies.md
     paths: Paths = field(default_factory=Paths)
     data: Data = field(default_factory=Data)
     image: Image = field(default_factory=Image)
@@ -197,6 +218,7 @@ class Params:
     pretrain: Pretrain = field(default_factory=Pretrain)
     head: Head = field(default_factory=Head)
     finetune: Finetune = field(default_factory=Finetune)
+    advisor: Advisor = field(default_factory=Advisor)
     augment: Augment = field(default_factory=Augment)
     scratch: Scratch = field(default_factory=Scratch)
     gate: Gate = field(default_factory=Gate)
@@ -285,8 +307,37 @@ def _check(p: Params, *, where: str) -> None:
             fail("data.target_classes", f"{unknown} are not Fashion-MNIST classes; choose from {list(FASHION_MNIST_CLASSES)}")
     if len(set(p.data.target_classes)) < 2:
         fail("data.target_classes", "list at least two distinct classes")
-    if set(p.data.source_classes) & set(p.data.target_classes):
-        fail("data.source_classes", "must not share classes with data.target_classes (the source task is another task)")
+    if p.strategy not in STRATEGIES:
+        fail("strategy", f"{p.strategy!r}; use one of {list(STRATEGIES)} (docs/strategies.md)")
+    shared = [c for c in p.data.target_classes if c in p.data.source_classes]
+    if p.strategy == "as_classifier":
+        if len(shared) < len(p.data.target_classes):
+            missing = [c for c in p.data.target_classes if c not in shared]
+            fail("strategy", f"as_classifier uses the source model as it is, but it was not trained on {missing}; "
+                 "add them to data.source_classes, or choose another strategy")
+        if p.base.kind != "compact_cnn" or p.pretrain.method != "supervised":
+            fail("strategy", "as_classifier needs a source model with a classifier: base.kind compact_cnn pretrained "
+                 "with pretrain.method supervised")
+    elif shared:
+        fail("data.source_classes", f"shares {shared} with data.target_classes: the source task must be another task, "
+             "unless strategy is as_classifier (the source model used as it is)")
+    a = p.advisor
+    if a.small_per_class < 1:
+        fail("advisor.small_per_class", "must be at least 1 image per class")
+    if not -1 <= a.similar_gain <= 1:
+        fail("advisor.similar_gain", f"{a.similar_gain}; a share of the random-feature probe's errors, in [-1, 1]")
+    if not 0 < a.top_half <= 1:
+        fail("advisor.top_half", f"{a.top_half}; a fraction of the base's weight layers, in (0, 1]")
+    if a.probe_folds < 2 or a.probe_l2 < 0:
+        fail("advisor", "probe_folds must be at least 2 and probe_l2 at least 0")
+    if p.pretrain.method not in PRETRAIN_METHODS:
+        fail("pretrain.method", f"{p.pretrain.method!r}; use one of {list(PRETRAIN_METHODS)}")
+    if p.pretrain.method == "autoencoder" and p.base.kind != "compact_cnn":
+        fail("pretrain.method", f"autoencoder pretrains the compact CNN; {p.base.kind} comes with its own weights "
+             "(set base.kind: compact_cnn or pretrain.method: supervised)")
+    if p.pretrain.unlabelled is not None and not p.pretrain.unlabelled.is_dir():
+        fail("pretrain.unlabelled", f"{p.pretrain.unlabelled} is not a folder; give a folder of images or null "
+             "(the target's own images)")
     if p.image.channels not in (1, 3):
         fail("image.channels", f"{p.image.channels}; use 1 (grayscale) or 3 (RGB)")
     if min(p.image.height, p.image.width) < 8:
@@ -313,6 +364,8 @@ def _check(p: Params, *, where: str) -> None:
             fail(f"{name}.class_weight", f"{fit.class_weight!r}; use one of {list(CLASS_WEIGHTS)}")
         if fit.patience is not None and fit.patience < 1:
             fail(f"{name}.patience", "must be at least 1 epoch, or null for no early stopping")
+        if fit.min_steps < 0:
+            fail(f"{name}.min_steps", "must be 0 (epochs alone set the budget) or more")
         if fit.clipnorm is not None and fit.clipnorm <= 0:
             fail(f"{name}.clipnorm", "must be positive, or null for no clipping")
     for key, value, allowed in (("pooling", p.head.pooling, POOLINGS), ("activation", p.head.activation, ACTIVATIONS),

@@ -1,6 +1,7 @@
 """Stage ``scratch``: the honest baseline. The transfer model's architecture with random
 weights, trained on the same train split for the same number of epochs
-(``head.epochs + finetune.epochs``) with the head phase's recipe, everything trainable.
+(``head.epochs + finetune.epochs``, and at least ``head.min_steps + finetune.min_steps`` steps)
+with the head phase's recipe, everything trainable.
 
 Its BatchNorm layers use momentum 0.9: a small set gives a few steps an epoch, and with Keras'
 default 0.99 the moving statistics barely leave their initial values, so the model predicts one
@@ -39,7 +40,8 @@ def epochs(params: Params) -> int:
 def train_scratch(*, params: Params, train, valid, seed: int) -> keras.Model:
     training.seed_everything(seed)
     model = scratch_model(params, num_classes=len(params.data.target_classes), seed=seed)
-    recipe = dataclasses.replace(params.head, epochs=epochs(params))
+    recipe = dataclasses.replace(params.head, epochs=epochs(params),
+                                 min_steps=params.head.min_steps + params.finetune.min_steps)
     training.fit(model, train=train, valid=valid, recipe=recipe, augment=params.augment, seed=seed)
     return model
 

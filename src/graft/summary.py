@@ -39,6 +39,10 @@ def summarize(params: Params) -> str:
     if "test_accuracy" in pretrain:
         lines.append(f"source:    {pretrain['base']} on {len(pretrain['source_classes'])} classes, "
                      f"test accuracy {pretrain['test_accuracy']:.2%}")
+    advice = read_json(m / "advice.json")
+    if advice:
+        lines.append(f"strategy:  {advice['plan']['label']} ({'the advisor: ' if advice['strategy'] == 'auto' else ''}"
+                     f"{advice['scenario']['size']} and {advice['scenario']['domain']}; metrics/advice.json)")
     for name, label in (("head", "head phase (base frozen)"), ("finetuned", "fine-tuned")):
         if name in scores:
             s = scores[name]

@@ -29,8 +29,27 @@ def train_head(*, source: "graft_model.keras.Model", train, valid, num_classes: 
     return model, result
 
 
+def source_as_classifier(params: Params) -> None:
+    """``strategy: as_classifier``: the source model restricted to the target classes is the model;
+    nothing is trained (finetune passes it through)."""
+    model = graft_model.as_classifier(graft_model.load(params.paths.source_model),
+                                      source_classes=params.data.source_classes, target_classes=params.data.target_classes)
+    training.save_model(model, params.paths.head_model)
+    empty = training.FitResult(history={k: [] for k in training.HISTORY_KEYS}, best_epoch=0, best_val_loss=float("nan"))
+    training.write_history(params.paths.plots / "head_history.csv", empty, phase="head")
+    write_json(params.paths.metrics / "head.json", {
+        "strategy": "as_classifier", "trained": False, "epochs_run": 0, "trainable_params": 0,
+        "reason": f"the source model's softmax over {len(params.data.source_classes)} classes, restricted to "
+                  f"{list(params.data.target_classes)} and renormalised; no training"})
+    print(f"train_head: strategy as_classifier: the source model restricted to {list(params.data.target_classes)}, "
+          "untrained")
+
+
 @distributed
 def run(params: Params) -> None:
+    if params.strategy == "as_classifier":
+        source_as_classifier(params)
+        return
     train, valid = splits.load(params, "train"), splits.load(params, "valid")
     h = params.head
     features = cached_features.load(params)

@@ -139,11 +139,12 @@ class Journal(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         new = not self.path.exists()
+        keys = [k for k in HISTORY_KEYS if k in logs]  # no accuracy for an autoencoder
         with open(self.path, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
-                writer.writerow(["epoch", *HISTORY_KEYS])
-            writer.writerow([epoch + 1, *(float(logs[k]) for k in HISTORY_KEYS)])
+                writer.writerow(["epoch", *keys])
+            writer.writerow([epoch + 1, *(float(logs[k]) for k in keys)])
             f.flush()
             os.fsync(f.fileno())
 
@@ -154,7 +155,7 @@ def read_journal(path: Path) -> dict[int, dict[str, float]]:
     if not path.exists():
         return {}
     with open(path, newline="") as f:
-        return {int(row["epoch"]): {k: float(row[k]) for k in HISTORY_KEYS} for row in csv.DictReader(f)}
+        return {int(row["epoch"]): {k: float(row[k]) for k in HISTORY_KEYS if k in row} for row in csv.DictReader(f)}
 
 
 @contextmanager
@@ -171,20 +172,31 @@ def _state_dir(backup: Path | None) -> Iterator[Path]:
     shutil.rmtree(backup, ignore_errors=True)  # reached only when the phase finished
 
 
+def repeated(train: tuple[np.ndarray, ...], *, batch_size: int, steps: int) -> tuple[np.ndarray, ...]:
+    """The training set repeated whole until an epoch has at least ``steps`` batches (``min_steps``):
+    a budget counted in epochs alone gives 20 images at batch size 32 one step an epoch."""
+    n = len(train[0])
+    times = math.ceil(steps * batch_size / n) if n and steps * batch_size > n else 1
+    return train if times == 1 else tuple(np.concatenate([a] * times) for a in train)
+
+
 def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
         recipe: Fit, lr: float | None = None, augment: Augment | None = None, seed: int = 0,
-        backup: Path | None = None) -> FitResult:
+        backup: Path | None = None, loss: str = "sparse_categorical_crossentropy",
+        metrics: tuple[str, ...] = ("accuracy",)) -> FitResult:
     """Compile ``model`` with Adam (``lr``, else ``recipe.lr``) and train it as ``recipe`` says;
     leave it holding the weights of the epoch with the lowest validation loss.
 
     ``augment`` trains through a wrapper with augmentation layers (``model`` itself never gets
-    them); ``backup`` makes the phase resumable (see the module docstring)."""
+    them); ``backup`` makes the phase resumable (see the module docstring). ``loss`` and ``metrics``
+    are a classifier's unless given (the autoencoder passes its reconstruction loss and none)."""
     lr = recipe.lr if lr is None else lr
     trainer = with_augmentation(model, augment, seed=seed) if augment is not None and augment.enabled else model
+    train = repeated(train, batch_size=recipe.batch_size, steps=math.ceil(recipe.min_steps / recipe.epochs))
     steps = math.ceil(len(train[1]) / recipe.batch_size)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate(lr, recipe, steps),
                                                     clipnorm=recipe.clipnorm),
-                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                    loss=loss, metrics=list(metrics))
     with _state_dir(backup) as state:
         best, journal = state / "best.weights.h5", state / "history.csv"
         done = read_journal(journal)
@@ -206,7 +218,7 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
         rows = read_journal(journal)
         model.load_weights(best) if trainer is model else trainer.load_weights(best)
     epochs = sorted(rows)
-    history = {k: [rows[e][k] for e in epochs] for k in HISTORY_KEYS}
+    history = {k: [rows[e][k] for e in epochs] for k in HISTORY_KEYS if k in rows[epochs[0]]}
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     return FitResult(history=history, best_epoch=best_epoch, best_val_loss=history["val_loss"][best_epoch - 1],
                      resumed_from=max(done, default=0))
@@ -217,7 +229,7 @@ def write_history(path: Path, result: FitResult, *, phase: str, first_epoch: int
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["epoch", "phase", *HISTORY_KEYS])
-        for i in range(len(result.history["loss"])):
+        for i in range(len(result.history.get("loss", ()))):
             writer.writerow([first_epoch + i, phase, *(round(result.history[k][i], 6) for k in HISTORY_KEYS)])
 
 

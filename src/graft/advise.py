@@ -1,0 +1,239 @@
+"""Stage and command ``advise``: how much of the source model to reuse, decided from measurements.
+
+The teaching material's judgement (Hands-On ML ch. 11, the Keras transfer-learning guide)
+depends on two things: how many labelled images the target task has, and how similar its
+domain is to the source's. ``advise`` measures both and places the task in one of four
+scenarios (docs/strategies.md):
+
+=========  ====================  =============================================
+size       domain                strategy
+=========  ====================  =============================================
+small      similar               feature extraction: the head phase only
+large      similar               fine-tune the top part (``finetune.unfreeze``)
+small      different             fine-tune the top half (``advisor.top_half``)
+large      different             fine-tune all of the base (BatchNorm still frozen)
+=========  ====================  =============================================
+
+- size: the smallest number of labelled training images of any class, against
+  ``advisor.small_per_class``;
+- similarity: the *probe gain*. A linear probe (L2-regularised softmax regression, in NumPy)
+  is cross-validated on the train split twice: on the frozen source base's pooled features,
+  and on the pooled features of the same architecture with random weights. The gain is the
+  share of the random-feature probe's errors that the source's features remove (errors + 1
+  each, so that tiny sets do not divide by zero); a random base is the reference because
+  how separable a task is depends on the task as much as on the features. At or above
+  ``advisor.similar_gain`` the domain counts as similar.
+
+With an explicit ``strategy`` the measurements are still taken and recorded, with what the
+advisor would have chosen. ``finetune`` reads the plan from ``metrics/advice.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graft.atomic import write_json
+from graft.config import Advisor, Params
+
+ADVICE = "advice.json"
+
+
+class ProbeError(ValueError):
+    """The train split is too small to measure the task."""
+
+LABELS = {"feature_extraction": "feature extraction (head phase only)", "as_classifier": "the source model as it is",
+          "finetune_all": "fine-tune all of the base"}
+
+
+@dataclass(frozen=True)
+class Measurements:
+    per_class: dict[str, int]  # labelled training images per class
+    probe_accuracy: float  # cross-validated, on the source base's features
+    random_probe_accuracy: float  # the same probe on a random base's features
+    images: int  # images the probes were cross-validated on
+
+    @property
+    def min_per_class(self) -> int:
+        return min(self.per_class.values())
+
+    @property
+    def probe_gain(self) -> float:
+        """The share of the random-feature probe's errors the source's features remove (errors + 1 each)."""
+        ours = round((1 - self.probe_accuracy) * self.images) + 1  # accuracies are right / images: whole errors
+        reference = round((1 - self.random_probe_accuracy) * self.images) + 1
+        return 1 - ours / reference
+
+
+@dataclass(frozen=True)
+class Plan:
+    strategy: str  # feature_extraction | finetune_top | finetune_all | as_classifier
+    unfreeze: int | float | str | None  # what finetune unfreezes; None: nothing is fine-tuned
+    label: str
+
+    @property
+    def finetunes(self) -> bool:
+        return self.unfreeze is not None
+
+
+def plan_for(strategy: str, *, top_part: int | float | str, top_half: float = 0.5) -> Plan:
+    """The plan of a strategy name; ``finetune_top_half`` is the advisor's ``finetune_top`` at ``top_half``."""
+    if strategy in ("feature_extraction", "as_classifier"):
+        return Plan(strategy, None, LABELS[strategy])
+    if strategy == "finetune_all":
+        return Plan(strategy, 1.0, LABELS[strategy])
+    if strategy == "finetune_top_half":
+        return Plan("finetune_top", top_half, f"fine-tune the top half (unfreeze {top_half:g} of the base)")
+    if strategy == "finetune_top":
+        return Plan(strategy, top_part, f"fine-tune the top part (unfreeze {top_part!r})")
+    raise ValueError(f"unknown strategy {strategy!r}")
+
+
+SCENARIOS = {("small", "similar"): "feature_extraction", ("large", "similar"): "finetune_top",
+             ("small", "different"): "finetune_top_half", ("large", "different"): "finetune_all"}
+
+
+def scenario(m: Measurements, advisor: Advisor) -> tuple[str, str]:
+    size = "small" if m.min_per_class < advisor.small_per_class else "large"
+    domain = "similar" if m.probe_gain >= advisor.similar_gain else "different"
+    return size, domain
+
+
+def decide(m: Measurements, advisor: Advisor, *, top_part: int | float | str) -> tuple[Plan, str]:
+    """The advisor's plan for measurements ``m`` and why."""
+    size, domain = scenario(m, advisor)
+    plan = plan_for(SCENARIOS[size, domain], top_part=top_part, top_half=advisor.top_half)
+    why_size = (f"{m.min_per_class} labelled images in the smallest class, "
+                f"{'below' if size == 'small' else 'at least'} advisor.small_per_class={advisor.small_per_class}")
+    why_domain = (f"the source's features remove {m.probe_gain:.0%} of a random base's linear-probe errors "
+                  f"(probe accuracy {m.probe_accuracy:.4f} against {m.random_probe_accuracy:.4f}), "
+                  f"{'at least' if domain == 'similar' else 'below'} advisor.similar_gain={advisor.similar_gain:g}")
+    return plan, f"{size} and {domain}: {why_size}; {why_domain}; so {plan.label}"
+
+
+# --- the linear probe -------------------------------------------------------------------------
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_softmax(x: np.ndarray, y: np.ndarray, *, classes: int, l2: float, steps: int = 500) -> tuple[np.ndarray, ...]:
+    """Multinomial logistic regression by full-batch gradient descent (convex, so deterministic
+    and seed-free); step size 1/L from the largest singular value of ``x``."""
+    n, d = x.shape
+    onehot = np.eye(classes)[y]
+    w, b = np.zeros((d, classes)), np.zeros(classes)
+    lipschitz = 0.5 * (np.linalg.norm(x, 2) ** 2 + n) / n + l2
+    lr = 1.0 / lipschitz
+    for _ in range(steps):
+        error = (_softmax(x @ w + b) - onehot) / n
+        w -= lr * (x.T @ error + l2 * w)
+        b -= lr * error.sum(axis=0)
+    return w, b
+
+
+def folds_of(y: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
+    """A stratified fold number per sample: each class shuffled (seeded), then dealt round-robin."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=int)
+    for k in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == k))
+        fold[members] = np.arange(len(members)) % folds
+    return fold
+
+
+def probe_accuracy(x: np.ndarray, y: np.ndarray, *, folds: int = 5, l2: float = 0.01, seed: int = 0) -> float:
+    """Cross-validated accuracy of a linear probe on features ``x`` (standardised on each
+    training fold). ``folds`` is capped by the smallest class's size."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    y = np.asarray(y)
+    classes = int(y.max()) + 1
+    smallest = int(np.bincount(y, minlength=classes).min())
+    if smallest < 2:
+        raise ProbeError(f"advise: the linear probe needs at least 2 training images per class; the smallest class "
+                         f"has {smallest} (give the split more train images: split.train_fraction or train_per_class)")
+    fold = folds_of(y, folds=min(folds, smallest), seed=seed)
+    right = 0
+    for f in np.unique(fold):
+        train, held = fold != f, fold == f
+        mean, std = x[train].mean(axis=0), x[train].std(axis=0) + 1e-6
+        w, b = fit_softmax((x[train] - mean) / std, y[train], classes=classes, l2=l2)
+        right += int((((x[held] - mean) / std @ w + b).argmax(axis=1) == y[held]).sum())
+    return right / len(y)
+
+
+# --- measuring a task -------------------------------------------------------------------------
+
+def random_features(params: Params, x: np.ndarray, *, seed: int) -> np.ndarray:
+    """Pooled features of ``x`` through the same adapter and base architecture with random weights."""
+    import keras
+
+    from graft import model as graft_model
+
+    base, adapter = graft_model.build_base(params, weights="none", seed=seed)
+    inputs = graft_model.pixel_input(params)
+    pooled = graft_model.pooling(params.head.pooling)(base(adapter(inputs), training=False))
+    return keras.Model(inputs, pooled).predict(x, batch_size=256, verbose=0)
+
+
+def measure(*, params: Params, features: np.ndarray, random: np.ndarray, y: np.ndarray) -> Measurements:
+    """Measurements of a target task from the source base's and a random base's features of its train split."""
+    a = params.advisor
+    counts = np.bincount(y, minlength=len(params.data.target_classes))
+    return Measurements(per_class={c: int(n) for c, n in zip(params.data.target_classes, counts)},
+                        probe_accuracy=probe_accuracy(features, y, folds=a.probe_folds, l2=a.probe_l2, seed=params.seed),
+                        random_probe_accuracy=probe_accuracy(random, y, folds=a.probe_folds, l2=a.probe_l2,
+                                                             seed=params.seed),
+                        images=len(y))
+
+
+def advise(params: Params, m: Measurements) -> dict:
+    """The record ``advise`` writes: measurements, scenario, the advisor's plan, the plan followed, why."""
+    advised, why = decide(m, params.advisor, top_part=params.finetune.unfreeze)
+    size, domain = scenario(m, params.advisor)
+    if params.strategy == "auto":
+        plan, reason = advised, why
+    else:
+        plan = plan_for(params.strategy, top_part=params.finetune.unfreeze)
+        reason = f"strategy: {params.strategy} in params.yaml (the advisor would choose {advised.label}: {why})"
+    return {"strategy": params.strategy, "plan": asdict(plan), "advised": asdict(advised),
+            "advised_choice": SCENARIOS[size, domain],
+            "scenario": {"size": size, "domain": domain}, "reason": reason,
+            "measurements": {**asdict(m), "min_per_class": m.min_per_class, "probe_gain": round(m.probe_gain, 6)},
+            "thresholds": asdict(params.advisor)}
+
+
+def read_plan(params: Params) -> Plan:
+    """The plan ``advise`` recorded for the current params (finetune follows it)."""
+    path = params.paths.metrics / ADVICE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `graft advise` (or `dvc repro`) first")
+    record = json.loads(path.read_text())
+    if record["strategy"] != params.strategy:
+        raise FileNotFoundError(f"{path} was written for strategy {record['strategy']!r}, params.yaml says "
+                                f"{params.strategy!r}; run `graft advise` (or `dvc repro`) again")
+    return Plan(**record["plan"])
+
+
+def run(params: Params) -> None:
+    from graft import features as cached_features, model as graft_model, splits
+
+    train = splits.load(params, "train")
+    cached = cached_features.load(params)
+    if cached is not None:
+        ours = cached.train[0]
+    else:  # augmentation on or caching off: run the frozen base over the train split here
+        model = graft_model.graft_head(graft_model.load(params.paths.source_model),
+                                       num_classes=len(params.data.target_classes), head=params.head, seed=params.seed)
+        ours = cached_features.extract(graft_model.feature_extractor(model), train.x)[0]
+    m = measure(params=params, features=ours, random=random_features(params, train.x, seed=params.seed), y=train.y)
+    record = advise(params, m)
+    write_json(params.paths.metrics / ADVICE, record)
+    print(json.dumps({k: record[k] for k in ("strategy", "scenario", "measurements")}, indent=2))
+    print(f"advise: {record['reason']}")
+    print(f"advise: plan: {record['plan']['label']} (recorded in {Path(params.paths.metrics) / ADVICE})")

@@ -1,0 +1,176 @@
+"""Unit: the advisor's four scenarios on constructed measurements, the linear probe, the params that
+choose a strategy, the source model restricted to a subset of its classes, and small-set budgets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+
+from graft import advise, training
+from graft.config import Advisor, ConfigError, Params, load
+
+ADVISOR = Advisor(small_per_class=50, similar_gain=0.5, top_half=0.5)
+
+
+def measured(*, per_class: int, probe: float, random: float, images: int = 200) -> advise.Measurements:
+    return advise.Measurements(per_class={"a": per_class, "b": per_class + 7}, probe_accuracy=probe,
+                               random_probe_accuracy=random, images=images)
+
+
+@pytest.mark.parametrize(("per_class", "probe", "random", "scenario", "strategy", "unfreeze"), [
+    (20, 0.99, 0.80, ("small", "similar"), "feature_extraction", None),
+    (500, 0.99, 0.80, ("large", "similar"), "finetune_top", "block3"),
+    (20, 0.80, 0.79, ("small", "different"), "finetune_top", 0.5),
+    (500, 0.70, 0.80, ("large", "different"), "finetune_all", 1.0),
+])
+def test_the_four_scenarios(per_class, probe, random, scenario, strategy, unfreeze):
+    m = measured(per_class=per_class, probe=probe, random=random)
+    assert advise.scenario(m, ADVISOR) == scenario
+    plan, why = advise.decide(m, ADVISOR, top_part="block3")
+    assert (plan.strategy, plan.unfreeze) == (strategy, unfreeze)
+    assert plan.finetunes is (unfreeze is not None)
+    assert why.startswith(f"{scenario[0]} and {scenario[1]}") and str(per_class) in why and "advisor.similar_gain" in why
+
+
+def test_thresholds_are_inclusive_where_documented():
+    # exactly small_per_class images is large; a gain exactly at similar_gain is similar
+    m = measured(per_class=50, probe=1 - 9 / 200, random=1 - 19 / 200)  # errors 9 against 19: gain 1 - 10/20 = 0.5
+    assert m.probe_gain == pytest.approx(0.5)
+    assert advise.scenario(m, ADVISOR) == ("large", "similar")
+    assert advise.scenario(measured(per_class=49, probe=0.5, random=0.9), ADVISOR) == ("small", "different")
+
+
+def test_probe_gain_counts_errors_plus_one():
+    assert measured(per_class=10, probe=1.0, random=1.0).probe_gain == 0.0  # both perfect: no evidence either way
+    assert measured(per_class=10, probe=1.0, random=0.9).probe_gain == pytest.approx(1 - 1 / 21)
+    assert measured(per_class=10, probe=0.8, random=0.9).probe_gain < 0  # worse than random features
+
+
+def test_linear_probe_separates_what_is_separable_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 3
+    noise = rng.normal(size=(120, 16))
+    signal = noise.copy()
+    signal[:, 0] += 6 * (y == 1)
+    signal[:, 1] += 6 * (y == 2)
+    assert advise.probe_accuracy(signal, y, folds=5, seed=0) > 0.95
+    assert advise.probe_accuracy(noise, y, folds=5, seed=0) < 0.6  # chance is 1/3
+    with pytest.raises(advise.ProbeError, match="at least 2 training images per class"):
+        advise.probe_accuracy(signal[:4], np.array([0, 0, 0, 1]))
+
+
+def test_folds_are_stratified_and_seeded():
+    y = np.array([0] * 10 + [1] * 5)
+    folds = advise.folds_of(y, folds=5, seed=1)
+    assert all(np.bincount(folds[y == k], minlength=5).tolist() == [n // 5] * 5 for k, n in ((0, 10), (1, 5)))
+    assert np.array_equal(folds, advise.folds_of(y, folds=5, seed=1))
+    assert not np.array_equal(folds, advise.folds_of(y, folds=5, seed=2))
+
+
+def test_an_explicit_strategy_is_followed_and_the_advice_still_recorded():
+    m = measured(per_class=20, probe=0.99, random=0.80)
+    record = advise.advise(Params(strategy="finetune_all"), m)
+    assert record["plan"]["strategy"] == "finetune_all" and record["plan"]["unfreeze"] == 1.0
+    assert record["advised"]["strategy"] == "feature_extraction" and record["advised_choice"] == "feature_extraction"
+    assert "strategy: finetune_all in params.yaml" in record["reason"]
+    auto = advise.advise(Params(strategy="auto"), m)
+    assert auto["plan"] == auto["advised"] and auto["scenario"] == {"size": "small", "domain": "similar"}
+    assert auto["measurements"]["min_per_class"] == 20 and auto["thresholds"]["small_per_class"] == 50
+
+
+def write_params(tmp_path, changes: dict):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(changes))
+    return path
+
+
+@pytest.mark.parametrize(("changes", "key", "fix"), [
+    ({"strategy": "transfer_everything"}, "strategy", "feature_extraction"),
+    ({"strategy": "as_classifier"}, "strategy", "data.source_classes"),
+    ({"data": {"source_classes": ["Sandal", "Bag"]}}, "data.source_classes", "as_classifier"),
+    ({"strategy": "as_classifier", "data": {"source_classes": ["Sandal", "Shirt", "Bag"]},
+      "pretrain": {"method": "autoencoder"}}, "strategy", "pretrain.method supervised"),
+    ({"pretrain": {"method": "contrastive"}}, "pretrain.method", "autoencoder"),
+    ({"pretrain": {"method": "autoencoder"}, "base": {"kind": "mobilenet_v2"}}, "pretrain.method", "compact_cnn"),
+    ({"pretrain": {"unlabelled": "/no/such/folder"}}, "pretrain.unlabelled", "folder"),
+    ({"advisor": {"similar_gain": 1.5}}, "advisor.similar_gain", "[-1, 1]"),
+    ({"advisor": {"small_per_class": 0}}, "advisor.small_per_class", "at least 1"),
+    ({"advisor": {"top_half": 0}}, "advisor.top_half", "fraction"),
+    ({"advisor": {"probe_folds": 1}}, "advisor", "probe_folds"),
+    ({"head": {"min_steps": -1}}, "head.min_steps", "0"),
+])
+def test_bad_strategy_params_name_the_key_and_the_fix(tmp_path, changes, key, fix):
+    with pytest.raises(ConfigError) as err:
+        load(write_params(tmp_path, changes))
+    assert f": {key}:" in str(err.value) and fix in str(err.value)
+
+
+def test_as_classifier_is_allowed_when_the_source_knows_every_target_class(tmp_path):
+    params = load(write_params(tmp_path, {"strategy": "as_classifier",
+                                          "data": {"source_classes": ["Sandal", "Shirt", "Bag"]}}))
+    assert params.strategy == "as_classifier"
+
+
+def test_restricting_a_softmax_to_some_classes_renormalises_it(tmp_path):
+    from graft import model as M
+
+    params = Params(data=dataclasses.replace(Params().data, source_classes=("Bag", "Sandal", "Coat", "Shirt")))
+    source = M.build_source_model(dataclasses.replace(params, base=dataclasses.replace(params.base, filters=(4,),
+                                                                                        convs_per_block=1)))
+    before = [w.copy() for w in source.get_weights()]
+    model = M.as_classifier(source, source_classes=params.data.source_classes, target_classes=("Shirt", "Sandal"))
+    x = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
+    full = source.predict(x, verbose=0)
+    want = full[:, [3, 1]] / full[:, [3, 1]].sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(M.load(tmp_path / "m.keras").predict(x, verbose=0), want, rtol=1e-5)
+    assert all(np.array_equal(a, b) for a, b in zip(before, source.get_weights()))
+    with pytest.raises(ValueError, match="no class"):
+        M.as_classifier(source, source_classes=params.data.source_classes, target_classes=("Trouser", "Bag"))
+
+
+def test_small_sets_are_repeated_up_to_the_minimum_steps():
+    x, y = np.arange(20)[:, None], np.arange(20) % 2
+    rx, ry = training.repeated((x, y), batch_size=32, steps=5)
+    assert len(rx) == 160 and np.array_equal(rx[:20], x) and np.array_equal(ry[140:], y)
+    assert training.repeated((x, y), batch_size=4, steps=5)[0] is x  # already 5 batches: unchanged
+    assert training.repeated((x, y), batch_size=32, steps=0)[0] is x
+
+
+@pytest.mark.parametrize("size", [28, 27])
+def test_the_autoencoder_reconstructs_images_of_the_input_size(size):
+    from graft.config import Base, Image
+    from graft.pretrain import autoencoder
+
+    params = Params(base=Base(filters=(4, 8, 8), convs_per_block=1), image=Image(height=size, width=size, channels=1))
+    model = autoencoder(params)
+    x = np.zeros((2, size, size, 1), dtype=np.uint8)
+    out = model.predict(x, verbose=0)
+    assert out.shape == (2, size, size, 1) and 0 <= out.min() and out.max() <= 1
+    assert model.get_layer("base").output.shape[1:] == (size // 4, size // 4, 8)  # the encoder is the base
+
+
+def test_the_autoencoder_never_sees_the_targets_test_or_valid_images(tmp_path):
+    from graft.config import Paths, Pretrain
+    from graft.pretrain import NoUnlabelledImages, unlabelled_files
+
+    png = np.zeros((4, 4), dtype=np.uint8)
+    from PIL import Image as PILImage
+
+    for part in ("train/Sandal", "train/Shirt", "valid/Shirt", "test/Sandal"):
+        (tmp_path / part).mkdir(parents=True)
+        PILImage.fromarray(png).save(tmp_path / part / "a.png")
+    params = Params(paths=Paths(target=tmp_path), pretrain=Pretrain(method="autoencoder"))
+    assert [f.relative_to(tmp_path).as_posix() for f in unlabelled_files(params)] == ["train/Sandal/a.png",
+                                                                                     "train/Shirt/a.png"]
+    own = tmp_path / "train"
+    assert len(unlabelled_files(dataclasses.replace(params, pretrain=Pretrain(method="autoencoder", unlabelled=own)))) == 2
+    (tmp_path / "test" / "Sandal" / "a.png").unlink()
+    (tmp_path / "test" / "Sandal").rmdir()
+    (tmp_path / "test").rmdir()
+    with pytest.raises(NoUnlabelledImages, match="no test/ folder"):
+        unlabelled_files(params)
