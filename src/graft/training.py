@@ -75,6 +75,14 @@ def validation_batch(batch_size: int) -> int:
     return batch_size if tf.distribute.has_strategy() else max(batch_size, VALIDATION_BATCH)
 
 
+def steps_per_execution() -> int:
+    """Several batches per compiled call, except under a tf.distribute strategy (Keras 3.15's
+    multi-step loop fails there with an unfed placeholder)."""
+    import tensorflow as tf
+
+    return 1 if tf.distribute.has_strategy() else STEPS_PER_EXECUTION
+
+
 def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
     """``balanced``: n / (classes * count) per class, as scikit-learn computes it."""
     if mode == "none":
@@ -197,7 +205,7 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
     steps = math.ceil(len(train[1]) / recipe.batch_size)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate(lr, recipe, steps),
                                                     clipnorm=recipe.clipnorm),
-                    loss=loss, metrics=list(metrics), steps_per_execution=STEPS_PER_EXECUTION)
+                    loss=loss, metrics=list(metrics), steps_per_execution=steps_per_execution())
     with _state_dir(backup) as state:
         best, journal = state / "best.weights.h5", state / "history.csv"
         done = read_journal(journal)
