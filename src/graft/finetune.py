@@ -37,8 +37,7 @@ def pass_through(params: Params, plan: advise.Plan) -> None:
     history and a record of why."""
     with atomic_path(params.paths.finetuned_model) as tmp:
         shutil.copyfile(params.paths.head_model, tmp)
-    empty = training.FitResult(history={k: [] for k in training.HISTORY_KEYS}, best_epoch=0, best_val_loss=float("nan"))
-    training.write_history(params.paths.plots / "finetune_history.csv", empty, phase="finetune")
+    training.write_empty_history(params.paths.plots / "finetune_history.csv", phase="finetune")
     reason = f"strategy {plan.strategy}: {plan.label}; the head-phase model is the final model"
     write_json(params.paths.metrics / "finetune.json", {
         "strategy": plan.strategy, "fine_tuned": False, "reason": reason, "unfrozen_layers": [], "epochs_run": 0,

@@ -35,8 +35,7 @@ def source_as_classifier(params: Params) -> None:
     model = graft_model.as_classifier(graft_model.load(params.paths.source_model),
                                       source_classes=params.data.source_classes, target_classes=params.data.target_classes)
     training.save_model(model, params.paths.head_model)
-    empty = training.FitResult(history={k: [] for k in training.HISTORY_KEYS}, best_epoch=0, best_val_loss=float("nan"))
-    training.write_history(params.paths.plots / "head_history.csv", empty, phase="head")
+    training.write_empty_history(params.paths.plots / "head_history.csv", phase="head")
     write_json(params.paths.metrics / "head.json", {
         "strategy": "as_classifier", "trained": False, "epochs_run": 0, "trainable_params": 0,
         "reason": f"the source model's softmax over {len(params.data.source_classes)} classes, restricted to "

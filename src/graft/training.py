@@ -67,20 +67,16 @@ def learning_rate(lr: float, recipe: Fit, steps_per_epoch: int):
     return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=alpha)
 
 
-def validation_batch(batch_size: int) -> int:
-    """Large validation batches (validation does not learn), except under a tf.distribute strategy,
-    whose replicas cannot split a large uneven final batch."""
+def loop_settings(batch_size: int) -> tuple[int, int]:
+    """(validation batch size, steps per compiled call): large validation batches (validation does
+    not learn) and several steps per call, the same training with less overhead; under a
+    tf.distribute strategy the plain loop (Keras 3.15 fails there with a large uneven final batch
+    and with multi-step calls)."""
     import tensorflow as tf
 
-    return batch_size if tf.distribute.has_strategy() else max(batch_size, VALIDATION_BATCH)
-
-
-def steps_per_execution() -> int:
-    """Several batches per compiled call, except under a tf.distribute strategy (Keras 3.15's
-    multi-step loop fails there with an unfed placeholder)."""
-    import tensorflow as tf
-
-    return 1 if tf.distribute.has_strategy() else STEPS_PER_EXECUTION
+    if tf.distribute.has_strategy():
+        return batch_size, 1
+    return max(batch_size, VALIDATION_BATCH), STEPS_PER_EXECUTION
 
 
 def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
@@ -203,9 +199,10 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
     trainer = with_augmentation(model, augment, seed=seed) if augment is not None and augment.enabled else model
     train = repeated(train, batch_size=recipe.batch_size, steps=math.ceil(recipe.min_steps / recipe.epochs))
     steps = math.ceil(len(train[1]) / recipe.batch_size)
+    validation_batch, per_call = loop_settings(recipe.batch_size)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate(lr, recipe, steps),
                                                     clipnorm=recipe.clipnorm),
-                    loss=loss, metrics=list(metrics), steps_per_execution=steps_per_execution())
+                    loss=loss, metrics=list(metrics), steps_per_execution=per_call)
     with _state_dir(backup) as state:
         best, journal = state / "best.weights.h5", state / "history.csv"
         done = read_journal(journal)
@@ -222,7 +219,7 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
         if recipe.patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience))
         trainer.fit(*train, validation_data=valid, epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True,
-                    validation_batch_size=validation_batch(recipe.batch_size),
+                    validation_batch_size=validation_batch,
                     class_weight=class_weights(train[1], recipe.class_weight), verbose=verbosity(), callbacks=callbacks)
         rows = read_journal(journal)
         model.load_weights(best) if trainer is model else trainer.load_weights(best)
@@ -231,6 +228,12 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     return FitResult(history=history, best_epoch=best_epoch, best_val_loss=history["val_loss"][best_epoch - 1],
                      resumed_from=max(done, default=0))
+
+
+def write_empty_history(path: Path, *, phase: str) -> None:
+    """The history of a phase that trained nothing (the strategy skipped it): the header alone."""
+    write_history(path, FitResult(history={k: [] for k in HISTORY_KEYS}, best_epoch=0, best_val_loss=float("nan")),
+                  phase=phase)
 
 
 def write_history(path: Path, result: FitResult, *, phase: str, first_epoch: int = 1) -> None:
