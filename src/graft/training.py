@@ -154,6 +154,31 @@ class Journal(keras.callbacks.Callback):
             os.fsync(f.fileno())
 
 
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest validation loss: in memory, and in ``path``
+    (an .npz, replaced in one rename) when the phase must survive a kill. Cheaper than Keras'
+    ModelCheckpoint, which walks and writes the whole model to HDF5 at every improvement."""
+
+    def __init__(self, path: Path | None, *, best_val_loss: float = math.inf):
+        super().__init__()
+        self.path, self.best, self.weights = path, best_val_loss, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs["val_loss"] < self.best:
+            self.best, self.weights = logs["val_loss"], self.model.get_weights()
+            if self.path is not None:
+                with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
+                    np.savez(f, *self.weights)
+
+    def restore(self) -> None:
+        """Put the best weights back (from memory, or from ``path`` when a killed run found them)."""
+        if self.weights is None and self.path is not None and self.path.exists():
+            with np.load(self.path) as saved:
+                self.weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
 def read_journal(path: Path) -> dict[int, dict[str, float]]:
     """Epoch -> metrics; an epoch written twice (killed after the journal, before the backup) keeps
     its last row."""
@@ -185,6 +210,19 @@ def repeated(train: tuple[np.ndarray, ...], *, batch_size: int, steps: int) -> t
     return train if times == 1 else tuple(np.concatenate([a] * times) for a in train)
 
 
+def batches(arrays: tuple[np.ndarray, ...], *, batch_size: int, shuffle: bool, seed: int):
+    """One epoch of ``arrays`` as a tf.data pipeline of batches (gathered by index, so the arrays
+    are not copied into a shuffle buffer); each pass over it is a new seeded permutation. Lighter
+    per epoch than Keras' own adapter for arrays, which weighs on short phases and cached features."""
+    import tensorflow as tf
+
+    order = tf.data.Dataset.range(len(arrays[0]))
+    if shuffle:
+        order = order.shuffle(len(arrays[0]), seed=seed, reshuffle_each_iteration=True)
+    data = tf.data.Dataset.from_tensors(tuple(arrays)).repeat()
+    return tf.data.Dataset.zip(order.batch(batch_size), data).map(lambda i, d: tuple(tf.gather(a, i) for a in d))
+
+
 def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
         recipe: Fit, lr: float | None = None, augment: Augment | None = None, seed: int = 0,
         backup: Path | None = None, loss: str = "sparse_categorical_crossentropy",
@@ -204,25 +242,23 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
                                                     clipnorm=recipe.clipnorm),
                     loss=loss, metrics=list(metrics), steps_per_execution=per_call)
     with _state_dir(backup) as state:
-        best, journal = state / "best.weights.h5", state / "history.csv"
+        best, journal = state / "best.weights.npz", state / "history.csv"
         done = read_journal(journal)
         if done:
             print(f"resuming from epoch {max(done) + 1}/{recipe.epochs}: {backup} holds a killed run's state", flush=True)
-        callbacks = [
-            keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True,
-                                            initial_value_threshold=min((e["val_loss"] for e in done.values()),
-                                                                        default=None)),
-            Journal(journal),
-        ]
+        keeper = BestWeights(best if backup is not None else None,
+                             best_val_loss=min((e["val_loss"] for e in done.values()), default=math.inf))
+        callbacks = [keeper, Journal(journal)]
         if backup is not None:
             callbacks.append(keras.callbacks.BackupAndRestore(state / "state", double_checkpoint=True))
         if recipe.patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience))
-        trainer.fit(*train, validation_data=valid, epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True,
-                    validation_batch_size=validation_batch,
-                    class_weight=class_weights(train[1], recipe.class_weight), verbose=verbosity(), callbacks=callbacks)
+        trainer.fit(batches(train, batch_size=recipe.batch_size, shuffle=True, seed=seed), shuffle=False,
+                    validation_data=batches(valid, batch_size=validation_batch, shuffle=False, seed=seed),
+                    epochs=recipe.epochs, class_weight=class_weights(train[1], recipe.class_weight),
+                    verbose=verbosity(), callbacks=callbacks)
         rows = read_journal(journal)
-        model.load_weights(best) if trainer is model else trainer.load_weights(best)
+        keeper.restore()
     epochs = sorted(rows)
     history = {k: [rows[e][k] for e in epochs] for k in HISTORY_KEYS if k in rows[epochs[0]]}
     best_epoch = int(np.argmin(history["val_loss"])) + 1
