@@ -163,3 +163,18 @@ def test_a_killed_phase_resumes_from_its_last_epoch(tmp_path):
     resumed_from, epochs, best = resumed.stdout.split("RESULT")[1].split()
     assert (int(resumed_from), int(epochs)) == (3, 6) and 1 <= int(best) <= 6
     assert not backup.exists()  # a finished phase leaves no state behind
+
+
+def test_resume_keys_follow_the_images_content_not_their_count(tmp_path):
+    """A killed pretrain resumes only onto the same source images: one changed pixel is another key."""
+    from graft.pretrain import resume_key
+
+    x = np.zeros((4, 16, 16, 1), dtype=np.uint8)
+    y = np.array([0, 1, 0, 1])
+    changed = x.copy()
+    changed[2, 3, 4, 0] = 1
+    key = training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, x, y))
+    assert key == training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, x.copy(), y.copy()))
+    assert key != training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, changed, y))
+    assert key != training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, x, y[::-1].copy()))
+    assert key != training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, x.reshape(4, 16, 16), y))

@@ -31,7 +31,14 @@ def holdout(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 
-def pretrain(*, params: Params, source_dir: Path, backup: Path | None = None) -> tuple["graft_model.keras.Model", dict]:
+def resume_key(params: Params, *arrays: np.ndarray) -> tuple:
+    """What a killed pretrain's state belongs to: the params that shape it and the images
+    themselves (their content, not their count, so new source data never resumes stale state)."""
+    return (params.seed, params.image, params.base, params.pretrain, params.data.source_classes, *arrays)
+
+
+def pretrain(*, params: Params, source_dir: Path, backup_root: Path | None = None) -> tuple["graft_model.keras.Model", dict]:
+    """Train model A on the source task; ``backup_root`` makes it resumable (graft.training)."""
     training.seed_everything(params.seed)
     source = graft_model.build_source_model(params)
     report: dict = {"base": params.base.kind, "weights": params.base.weights,
@@ -42,9 +49,9 @@ def pretrain(*, params: Params, source_dir: Path, backup: Path | None = None) ->
     classes = params.data.source_classes
     data = images.load_folder(source_dir / "train", classes=classes, **shape)
     fit_idx, val_idx = holdout(len(data.y), fraction=params.pretrain.valid_fraction, seed=params.seed)
-    p = params.pretrain
+    backup = backup_root and training.backup_dir(backup_root, "pretrain", *resume_key(params, data.x, data.y))
     result = training.fit(source, train=(data.x[fit_idx], data.y[fit_idx]), valid=(data.x[val_idx], data.y[val_idx]),
-                          recipe=p, seed=params.seed, backup=backup)
+                          recipe=params.pretrain, seed=params.seed, backup=backup)
     report.update(source_classes=list(classes), train_images=len(fit_idx), valid_images=len(val_idx),
                   best_epoch=result.best_epoch, valid_loss=result.best_val_loss,
                   valid_accuracy=result.history["val_accuracy"][result.best_epoch - 1])
@@ -110,7 +117,7 @@ def autoencoder(params: Params):
     return keras.Model(inputs, outputs, name="source")
 
 
-def pretrain_autoencoder(*, params: Params, backup: Path | None = None) -> tuple["graft_model.keras.Model", dict]:
+def pretrain_autoencoder(*, params: Params, backup_root: Path | None = None) -> tuple["graft_model.keras.Model", dict]:
     import dataclasses
 
     training.seed_everything(params.seed)
@@ -121,6 +128,7 @@ def pretrain_autoencoder(*, params: Params, backup: Path | None = None) -> tuple
     fit_idx, val_idx = holdout(len(x), fraction=params.pretrain.valid_fraction, seed=params.seed)
     model = autoencoder(params)
     recipe = dataclasses.replace(params.pretrain, class_weight="none")  # no classes to weigh
+    backup = backup_root and training.backup_dir(backup_root, "pretrain", *resume_key(params, x))
     result = training.fit(model, train=(x[fit_idx], target[fit_idx]), valid=(x[val_idx], target[val_idx]),
                           recipe=recipe, seed=params.seed, backup=backup, loss="mse", metrics=())
     report = {"base": params.base.kind, "weights": "none", "method": "autoencoder",
@@ -132,12 +140,10 @@ def pretrain_autoencoder(*, params: Params, backup: Path | None = None) -> tuple
 
 
 def run(params: Params) -> None:
-    backup = training.backup_dir(params.paths.backup, "pretrain", params.seed, params.image, params.base,
-                                 params.pretrain, params.data.source_classes, params.paths.metrics / "ingest.json")
     if params.pretrain.method == "autoencoder":
-        source, report = pretrain_autoencoder(params=params, backup=backup)
+        source, report = pretrain_autoencoder(params=params, backup_root=params.paths.backup)
     else:
-        source, report = pretrain(params=params, source_dir=params.paths.source, backup=backup)
+        source, report = pretrain(params=params, source_dir=params.paths.source, backup_root=params.paths.backup)
     training.save_model(source, params.paths.source_model)
     write_json(params.paths.metrics / "pretrain.json", report)
     if "test_accuracy" in report:

@@ -118,13 +118,16 @@ def with_augmentation(model: keras.Model, augment: Augment, *, seed: int) -> ker
 
 
 def fingerprint(*parts) -> str:
-    """A short key of what a phase depends on: files by content, dataclasses and values as JSON."""
+    """A short key of what a phase depends on: files and arrays by content, dataclasses and values as JSON."""
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, Path):
             with open(part, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     digest.update(chunk)
+        elif isinstance(part, np.ndarray):
+            digest.update(f"{part.dtype.str}{part.shape}".encode())
+            digest.update(np.ascontiguousarray(part).data)
         else:
             digest.update(json.dumps(asdict(part) if is_dataclass(part) else part, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
