@@ -178,3 +178,20 @@ def test_resume_keys_follow_the_images_content_not_their_count(tmp_path):
     assert key != training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, changed, y))
     assert key != training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, x, y[::-1].copy()))
     assert key != training.backup_dir(tmp_path, "pretrain", *resume_key(PARAMS, x.reshape(4, 16, 16), y))
+
+
+def test_every_epoch_sees_a_new_order_and_the_seed_fixes_the_sequence():
+    """Keras' adapter for arrays, under op determinism, replays one permutation every epoch
+    (the shuffle's state restarts with each epoch's iterator); graft's input pipeline does not."""
+    x, y = np.arange(64, dtype="float32")[:, None], np.arange(64)
+
+    def epochs(seed, n=3):
+        stream = training.batches((x, y), batch_size=64, shuffle=True, seed=seed)
+        return [next(iter(stream))[1].numpy().tolist() for _ in range(n)]
+
+    first = epochs(7)
+    assert all(sorted(order) == list(range(64)) for order in first)  # every image once an epoch
+    assert len({tuple(order) for order in first}) == 3  # a new order each epoch
+    assert epochs(7) == first and epochs(8) != first  # the seed fixes the whole sequence
+    valid = training.batches((x, y), batch_size=16, shuffle=False, seed=7)
+    assert [b[1].numpy().tolist() for b in valid] == [list(range(i, i + 16)) for i in range(0, 64, 16)]
