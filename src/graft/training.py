@@ -215,8 +215,9 @@ def repeated(train: tuple[np.ndarray, ...], *, batch_size: int, steps: int) -> t
 
 def batches(arrays: tuple[np.ndarray, ...], *, batch_size: int, shuffle: bool, seed: int):
     """One epoch of ``arrays`` as a tf.data pipeline of batches (gathered by index, so the arrays
-    are not copied into a shuffle buffer); each pass over it is a new seeded permutation. Lighter
-    per epoch than Keras' own adapter for arrays, which weighs on short phases and cached features."""
+    are not copied into a shuffle buffer); each pass over it is a new seeded permutation. Keras'
+    own adapter for arrays replays one permutation every epoch under op determinism (its shuffle
+    restarts with each epoch's iterator) and costs more per epoch, which weighs on short phases."""
     import tensorflow as tf
 
     order = tf.data.Dataset.range(len(arrays[0]))
