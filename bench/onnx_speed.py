@@ -1,7 +1,7 @@
 """Inference speed, side by side in one run: Keras predict, a direct Keras call, onnxruntime float
 and onnxruntime int8, at batch 1 (latency) and batch 32 (throughput).
 
-    .venv/bin/python bench/onnx_speed.py [project_root]
+    .venv/bin/python bench/onnx_speed.py [project_root] [--threads N]
 
 Models: the default pipeline's fine-tuned model (``models/finetuned.keras``, after ``make run``)
 and MobileNetV2 at 224x224 with random weights (speed does not depend on the weights). Also
@@ -15,6 +15,8 @@ a QLinearMul, the first convolution in int8) is timed beside it for comparison. 
 throughput is measured in interleaved rounds (each engine for 1 s per round, in turn), and
 the median round is reported, so that a change in the machine's load hits every engine alike;
 the int8/float ratio is also given per round (median, min-max). The load average is printed.
+``--threads N`` gives every onnxruntime session N intra-op threads (default: onnxruntime's
+choice, one per core); float and int8 always run with the same session options.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def throughput(fn, x, seconds: float = 1.0) -> float:
     return done / (time.perf_counter() - start)
 
 
-def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, rounds: int = 5) -> list[str]:
+def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, rounds: int = 5,
+          threads: int = 0) -> list[str]:
     import onnxruntime as ort
 
     shape = model.input_shape[1:]
@@ -100,7 +103,9 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
         quantize(float_path, int8_path, calibration=calibration)
         quantize(float_path, plain_path, calibration=calibration, pixels_as_quantized=False, float_input_conv=False)
         paths = (float_path, int8_path, plain_path)
-        sessions = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in paths}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: onnxruntime's default
+        sessions = {p: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for p in paths}
 
         def run_onnx(path):
             return lambda x: sessions[path].run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x})
@@ -153,7 +158,7 @@ def export_calibration(root: Path) -> np.ndarray | None:
     return train.x[np.sort(order)]
 
 
-def main(root: Path) -> None:
+def main(root: Path, threads: int = 0) -> None:
     load_before = os.getloadavg()
     gflops = matmul_gflops()
     rows = []
@@ -163,16 +168,17 @@ def main(root: Path) -> None:
         calib = export_calibration(root)
         if calib is None:
             calib = np.random.default_rng(1).integers(0, 256, (64, *model.input_shape[1:]), dtype=np.uint8)
-        rows += bench("default (compact CNN, 28x28x1)", model, calib, gflops, runs=300)
+        rows += bench("default (compact CNN, 28x28x1)", model, calib, gflops, runs=300, threads=threads)
     params = Params(base=Base(kind="mobilenet_v2", weights="none", input_size=224),
                     image=Image(height=224, width=224, channels=3))
     mobilenet = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0)
     calib = np.random.default_rng(1).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
-    rows += bench("MobileNetV2 224x224x3", mobilenet, calib, gflops, runs=50)
+    rows += bench("MobileNetV2 224x224x3", mobilenet, calib, gflops, runs=50, threads=threads)
     load_after = os.getloadavg()
     print(f"Measured {datetime.date.today()} on {machine()}; float32 matmul (NumPy, 2048^2): {gflops:.0f} GFLOP/s; "
           f"load average (1, 5, 15 min) {', '.join(f'{v:.2f}' for v in load_before)} before, "
-          f"{', '.join(f'{v:.2f}' for v in load_after)} after.\n")
+          f"{', '.join(f'{v:.2f}' for v in load_after)} after; onnxruntime intra-op threads: "
+          f"{threads or 'default'}.\n")
     print("| model | engine | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-32 images/s | "
           "batch-1 speed-up vs predict | batch-32 speed-up vs predict | share of matmul peak |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -180,4 +186,10 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve())
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default=".")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: default)")
+    args = parser.parse_args()
+    main(Path(args.root).resolve(), threads=args.threads)
