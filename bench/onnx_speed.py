@@ -1,17 +1,28 @@
 """Inference speed, side by side in one run: Keras predict, a direct Keras call, onnxruntime float
 and onnxruntime int8, at batch 1 (latency) and batch 32 (throughput).
 
-    .venv/bin/python bench/onnx_speed.py [project_root]
+    .venv/bin/python bench/onnx_speed.py [project_root] [--threads N]
 
 Models: the default pipeline's fine-tuned model (``models/finetuned.keras``, after ``make run``)
 and MobileNetV2 at 224x224 with random weights (speed does not depend on the weights). Also
 reports each float model's throughput as a fraction of the machine's measured float32 matmul
 rate (FLOPs per image x images/s / matmul FLOP/s). Prints Markdown for docs/benchmarks.md.
+
+The int8 model is made by ``graft.quantize.quantize``, as the export stage makes it (the
+default model calibrated on the same train images when ``<root>/data/split`` is there); a second
+int8 model from plain ``quantize_static`` (without graft's graph passes: the pixel scaling as
+a QLinearMul, the first convolution in int8) is timed beside it for comparison. Batch-32
+throughput is measured in interleaved rounds (each engine for 1 s per round, in turn), and
+the median round is reported, so that a change in the machine's load hits every engine alike;
+the int8/float ratio is also given per round (median, min-max). The load average is printed.
+``--threads N`` gives every onnxruntime session N intra-op threads (default: onnxruntime's
+choice, one per core); float and int8 always run with the same session options.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import statistics
 import sys
 import tempfile
@@ -69,7 +80,7 @@ def latency_ms(fn, x, runs: int) -> tuple[float, float]:
     return statistics.median(times), times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
 
 
-def throughput(fn, x, seconds: float = 3.0) -> float:
+def throughput(fn, x, seconds: float = 1.0) -> float:
     fn(x)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -78,7 +89,8 @@ def throughput(fn, x, seconds: float = 3.0) -> float:
     return done / (time.perf_counter() - start)
 
 
-def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int) -> list[str]:
+def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, rounds: int = 5,
+          threads: int = 0) -> list[str]:
     import onnxruntime as ort
 
     shape = model.input_shape[1:]
@@ -86,9 +98,14 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int) -
     x1, x32 = (rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in (1, 32))
     with tempfile.TemporaryDirectory() as tmp:
         float_path, int8_path = Path(tmp) / "m.onnx", Path(tmp) / "m.int8.onnx"
+        plain_path = Path(tmp) / "m.int8.plain.onnx"
         export.to_onnx(model, float_path, opset=17, metadata={})
         quantize(float_path, int8_path, calibration=calibration)
-        sessions = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (float_path, int8_path)}
+        quantize(float_path, plain_path, calibration=calibration, pixels_as_quantized=False, float_input_conv=False)
+        paths = (float_path, int8_path, plain_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: onnxruntime's default
+        sessions = {p: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for p in paths}
 
         def run_onnx(path):
             return lambda x: sessions[path].run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x})
@@ -98,12 +115,17 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int) -
             "Keras direct call": lambda x: model(x, training=False),
             "onnxruntime float": run_onnx(float_path),
             "onnxruntime int8": run_onnx(int8_path),
+            "onnxruntime int8, plain quantize_static": run_onnx(plain_path),
         }
-        results = {}
-        for engine, fn in engines.items():
-            p50, p99 = latency_ms(fn, x1, runs)
-            results[engine] = (p50, p99, throughput(fn, x32))
-            print(f"{name} / {engine}: {results[engine]}", file=sys.stderr)
+        latency = {engine: latency_ms(fn, x1, runs) for engine, fn in engines.items()}
+        per_round = {engine: [] for engine in engines}
+        for _ in range(rounds):
+            for engine, fn in engines.items():
+                per_round[engine].append(throughput(fn, x32))
+        results = {engine: (*latency[engine], statistics.median(per_round[engine])) for engine in engines}
+        for engine in engines:
+            print(f"{name} / {engine}: {results[engine]}, rounds {[round(v) for v in per_round[engine]]}",
+                  file=sys.stderr)
     flops = flops_per_image(model)
     base_p50, _, base_tp = results["Keras `predict`"]
     rows = []
@@ -112,23 +134,51 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int) -
                     f"{base_p50 / p50:.1f}x | {tp / base_tp:.1f}x | "
                     + (f"{flops * tp / 1e9 / gflops:.1%}" if "int8" not in engine else "-") + " |")
     rows.append(f"| {name} | FLOPs per image | {flops / 1e6:,.1f} M | | | | | |")
+    for engine in ("onnxruntime int8", "onnxruntime int8, plain quantize_static"):
+        ratios = [i / f for i, f in zip(per_round[engine], per_round["onnxruntime float"])]
+        rows.append(f"| {name} | {engine} / float, batch 32 | | | **{statistics.median(ratios):.2f}x** "
+                    f"({min(ratios):.2f}-{max(ratios):.2f}) | | | |")
     return rows
 
 
-def main(root: Path) -> None:
+def export_calibration(root: Path) -> np.ndarray | None:
+    """The train images the export stage calibrates on (same choice as ``graft.export.run``), if
+    the project's split is there."""
+    from graft import config, images
+
+    if not (root / "params.yaml").is_file():
+        return None
+    params = config.load(root / "params.yaml")
+    folder = root / params.paths.split / "train"
+    if not folder.is_dir():
+        return None
+    train = images.load_folder(folder, classes=params.data.target_classes, height=params.image.height,
+                               width=params.image.width, channels=params.image.channels)
+    order = np.random.default_rng(params.seed).permutation(len(train.x))[:params.export.calibration_images]
+    return train.x[np.sort(order)]
+
+
+def main(root: Path, threads: int = 0) -> None:
+    load_before = os.getloadavg()
     gflops = matmul_gflops()
     rows = []
     finetuned = root / "models" / "finetuned.keras"
     if finetuned.is_file():
         model = M.load(finetuned)
-        calib = np.random.default_rng(1).integers(0, 256, (64, *model.input_shape[1:]), dtype=np.uint8)
-        rows += bench("default (compact CNN, 28x28x1)", model, calib, gflops, runs=300)
+        calib = export_calibration(root)
+        if calib is None:
+            calib = np.random.default_rng(1).integers(0, 256, (64, *model.input_shape[1:]), dtype=np.uint8)
+        rows += bench("default (compact CNN, 28x28x1)", model, calib, gflops, runs=300, threads=threads)
     params = Params(base=Base(kind="mobilenet_v2", weights="none", input_size=224),
                     image=Image(height=224, width=224, channels=3))
     mobilenet = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0)
     calib = np.random.default_rng(1).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
-    rows += bench("MobileNetV2 224x224x3", mobilenet, calib, gflops, runs=50)
-    print(f"Measured {datetime.date.today()} on {machine()}; float32 matmul (NumPy, 2048^2): {gflops:.0f} GFLOP/s.\n")
+    rows += bench("MobileNetV2 224x224x3", mobilenet, calib, gflops, runs=50, threads=threads)
+    load_after = os.getloadavg()
+    print(f"Measured {datetime.date.today()} on {machine()}; float32 matmul (NumPy, 2048^2): {gflops:.0f} GFLOP/s; "
+          f"load average (1, 5, 15 min) {', '.join(f'{v:.2f}' for v in load_before)} before, "
+          f"{', '.join(f'{v:.2f}' for v in load_after)} after; onnxruntime intra-op threads: "
+          f"{threads or 'default'}.\n")
     print("| model | engine | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-32 images/s | "
           "batch-1 speed-up vs predict | batch-32 speed-up vs predict | share of matmul peak |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -136,4 +186,10 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve())
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default=".")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: default)")
+    args = parser.parse_args()
+    main(Path(args.root).resolve(), threads=args.threads)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import yaml
 
 from graft import export, model as M, onnx_meta
 from graft.config import Image
+from graft.quantize import pixels_as_quantized_input, quantize
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +46,76 @@ def test_int8_is_shipped_only_within_the_accuracy_budget(folder):
             str(folder / "model.int8.onnx")).graph.node)
     else:
         assert int8["reason"]
+
+
+def test_int8_reads_the_uint8_pixels_as_a_quantized_tensor(tmp_path, folder):
+    """The pixel scaling (Cast, x/255 and their Q/DQ pairs, run as a QLinearMul) is replaced by one
+    DequantizeLinear of the raw pixels; the outputs do not change."""
+    rng = np.random.default_rng(0)
+    calibration = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)  # spans 0 to 255
+    plain, rewritten = tmp_path / "plain.onnx", tmp_path / "rewritten.onnx"
+    quantize(folder / "model.onnx", plain, calibration=calibration, pixels_as_quantized=False, float_input_conv=False)
+    quantize(folder / "model.onnx", rewritten, calibration=calibration, float_input_conv=False)
+    before = [n.op_type for n in onnx.load(str(plain)).graph.node]
+    graph = onnx.load(str(rewritten)).graph
+    after = [n.op_type for n in graph.node]
+    assert {"Cast", "Mul"} <= set(before) and not {"Cast", "Mul"} & set(after)
+    assert len(after) < len(before)
+    node = next(n for n in graph.node if onnx_meta.INPUT_NAME in n.input)
+    while node.op_type != "DequantizeLinear":  # through layout ops only (NHWC to NCHW)
+        assert node.op_type in ("Reshape", "Transpose")
+        node = next(n for n in graph.node if node.output[0] in n.input)
+    scale = next(i for i in graph.initializer if i.name == node.input[1])
+    assert onnx.numpy_helper.to_array(scale) == np.float32(1 / 255)
+    x = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    x[0], x[1] = 0, 255
+    for batch_size in (1, 32):
+        ours, theirs = (export.onnx_predict(p, x, batch_size=batch_size) for p in (rewritten, plain))
+        assert np.abs(ours - theirs).max() <= 1e-6
+    # what onnxruntime runs: the first quantized convolution reads the pixels, no QLinearMul left
+    ops = _optimized_ops(rewritten, tmp_path)
+    assert "QLinearMul" not in ops and "Cast" not in ops and "QLinearConv" in ops
+    meta = onnx_meta.read(ort.InferenceSession(str(rewritten)))
+    assert meta["precision"] == "int8" and meta["classes"] == ["Sandal", "Shirt"]
+
+
+def _optimized_ops(path, tmp_path) -> list[str]:
+    """The op types onnxruntime runs for ``path`` after its graph optimizations."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / f"{path.stem}.optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def test_int8_keeps_the_single_channel_input_conv_in_float(tmp_path, folder):
+    """The first convolution reads one (grayscale) channel: it stays float, fed float(x)/255 as in
+    the float model; every other convolution is int8."""
+    rng = np.random.default_rng(1)
+    calibration = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    plain, rewritten = tmp_path / "plain.onnx", tmp_path / "rewritten.onnx"
+    quantize(folder / "model.onnx", plain, calibration=calibration, pixels_as_quantized=False)
+    quantize(folder / "model.onnx", rewritten, calibration=calibration)
+    convs = sum(n.op_type == "Conv" for n in onnx.load(str(folder / "model.onnx")).graph.node)
+    ops = _optimized_ops(rewritten, tmp_path)
+    float_convs = sum(op in ("Conv", "FusedConv") for op in ops)
+    assert float_convs == 1 and ops.count("QLinearConv") == convs - 1 and "QLinearMul" not in ops
+    # without the pass, onnxruntime would quantize that convolution on loading the model anyway
+    assert _optimized_ops(plain, tmp_path).count("QLinearConv") == convs
+    # the same model by ONNX's semantics: with every Q/DQ pair run as written, the same outputs
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    x = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    x[0], x[1] = 0, 255
+    ours, theirs = (ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+                    .run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x})[0] for p in (rewritten, plain))
+    assert np.abs(ours - theirs).max() <= 1e-6
+
+
+def test_pixel_pass_leaves_other_graphs_alone(folder):
+    float_model = onnx.load(str(folder / "model.onnx"))  # no Q/DQ pairs: nothing to rewrite
+    serialized = float_model.SerializeToString()
+    assert not pixels_as_quantized_input(float_model)
+    assert float_model.SerializeToString() == serialized
 
 
 def test_metadata_says_what_the_model_is_and_where_it_came_from(tiny_project, folder):
