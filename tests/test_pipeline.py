@@ -33,7 +33,7 @@ def test_stage_order_comes_from_dvc(project):
     before = {name: i for i, name in enumerate(order)}
     for stage, deps in {"validate": ["ingest"], "split": ["validate"], "pretrain": ["ingest"],
                         "features": ["pretrain", "split"],
-                        "advise": ["features"], "train_head": ["features"], "finetune": ["train_head", "advise"],
+                        "advise": ["features"], "train_head": ["features"], "finetune": ["train_head", "advise", "scratch"],
                         "scratch": ["split"], "evaluate": ["finetune", "scratch"],
                         "export": ["finetune", "evaluate"]}.items():
         assert all(before[d] < before[stage] for d in deps), (stage, order)
