@@ -18,7 +18,12 @@ Per task, size and seed: the advisor's measurements and choice (graft.advise, th
 the ``advise`` stage), then one head phase on the cached features (graft.train_head), scored
 as feature extraction, and from that same head-phase model each fine-tuning depth
 (graft.finetune): the top part (``finetune.unfreeze``), the top half (``advisor.top_half``) and all
-of the base; plus the scratch baseline (graft.scratch). Params are the project's params.yaml.
+of the base; plus the scratch baseline (graft.scratch), which is also what the advisor's fifth
+answer ("do not transfer") ships. Params are the project's params.yaml.
+
+The advisor's choice is recomputed from each run's recorded measurements under the current
+``advisor:`` thresholds (``readvise``), so ``--summarize-only`` re-scores recorded runs after a
+threshold changes, without training anything.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ from graft.train_head import train_head
 sys.path.insert(0, str(Path(__file__).parent))
 from stage_times import machine  # noqa: E402
 
-STRATEGIES = ("feature_extraction", "finetune_top", "finetune_top_half", "finetune_all")
+STRATEGIES = ("feature_extraction", "finetune_top", "finetune_top_half", "finetune_all")  # transfer
+CHOICES = (*STRATEGIES, "scratch")  # everything the advisor can pick (and every alternative it is scored against)
 
 
 def digits(*, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -111,18 +117,20 @@ def readvise(runs: list[dict], advisor: config.Advisor) -> None:
 
 
 def summarize(runs: list[dict]) -> list[dict]:
-    """Per task and size: each strategy's mean and std over seeds, the advisor's picks, and how its
-    pick did against the best strategy of the same seed."""
+    """Per task and size: each choice's mean and std over seeds, the advisor's picks, its mean
+    accuracy, and its mean shortfall (points) against the best choice of the same seed."""
     rows = []
     for key in sorted({(r["task"], r["per_class"]) for r in runs}):
         group = [r for r in runs if (r["task"], r["per_class"]) == key]
         row = {"task": key[0], "per_class": key[1], "seeds": [r["seed"] for r in group]}
-        for name in (*STRATEGIES, "scratch"):
+        for name in CHOICES:
             values = [r["accuracy"][name] for r in group]
             row[name] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
         row["advised"] = [r["advised"] for r in group]
         row["advised_accuracy"] = statistics.fmean(r["accuracy"][r["advised"]] for r in group)
-        row["best_fixed"] = max(STRATEGIES, key=lambda s: row[s]["mean"])
+        row["best_fixed"] = max(CHOICES, key=lambda s: row[s]["mean"])
+        row["advised_shortfall"] = statistics.fmean(max(r["accuracy"][c] for c in CHOICES) - r["accuracy"][r["advised"]]
+                                                    for r in group) * 100
         row["probe_gain"] = statistics.fmean(r["measurements"]["probe_gain"] for r in group)
         row["probe_accuracy"] = statistics.fmean(r["measurements"]["probe_accuracy"] for r in group)
         row["random_probe_accuracy"] = statistics.fmean(r["measurements"]["random_probe_accuracy"] for r in group)
@@ -131,17 +139,16 @@ def summarize(runs: list[dict]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| task | per class | probe / random probe (gain) | " + " | ".join(STRATEGIES)
-            + " | scratch | advisor picked | its accuracy |")
+    head = ("| task | per class | probe / random probe (gain) | " + " | ".join(CHOICES)
+            + " | advisor picked | its accuracy | below the best of each seed |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         cells = [f"{r[s]['mean']:.2%} ± {r[s]['std'] * 100:.2f}" + (" **best**" if s == r["best_fixed"] else "")
-                 for s in STRATEGIES]
+                 for s in CHOICES]
         picks = ", ".join(sorted(set(r["advised"])))
         lines.append(f"| {r['task']} | {r['per_class']} | {r['probe_accuracy']:.2%} / {r['random_probe_accuracy']:.2%} "
                      f"({r['probe_gain']:.2f}) | " + " | ".join(cells)
-                     + f" | {r['scratch']['mean']:.2%} ± {r['scratch']['std'] * 100:.2f} | {picks} "
-                     f"| {r['advised_accuracy']:.2%} |")
+                     + f" | {picks} | {r['advised_accuracy']:.2%} | {r['advised_shortfall']:.2f} points |")
     return "\n".join(lines)
 
 
@@ -159,7 +166,6 @@ def main() -> None:
     os.chdir(args.root)
     params = config.load()
     source_path = Path(args.source or params.paths.source_model)
-    source = M.load(source_path)
     seeds = [params.seed + i for i in range(args.seeds)]
     load_start = os.getloadavg()
     started = datetime.datetime.now().astimezone()
@@ -176,8 +182,10 @@ def main() -> None:
               + ", ".join(f"{k} {v:.4f}" for k, v in run["accuracy"].items()) + f" [{run['seconds']} s]", flush=True)
         out.write_text(json.dumps({"runs": runs}, indent=1))
 
-    valid, test = (splits.load(params, name) for name in ("valid", "test"))
-    data = digits()
+    if not args.summarize_only:
+        source = M.load(source_path)
+        valid, test = (splits.load(params, name) for name in ("valid", "test"))
+        data = digits()
     digit_params = dataclasses.replace(params, data=dataclasses.replace(params.data,
                                                                         target_classes=tuple(map(str, range(10)))))
     for seed in [] if args.summarize_only else seeds:  # seed-major: a bench stopped early still has every task and size
@@ -194,13 +202,13 @@ def main() -> None:
                 record(task, size, run)
     readvise(runs, params.advisor)
     rows = summarize(runs)
-    if args.summarize_only and out.is_file():
-        previous = json.loads(out.read_text()).get("meta", {})
-        load_start, started = previous.get("load_average_start", load_start), previous.get("started", started)
-    when = started if isinstance(started, str) else started.isoformat(timespec="seconds")
+    when = started.isoformat(timespec="seconds")
     meta = {"source_model": str(source_path), "machine": machine(), "started": when,
             "load_average_start": load_start, "load_average_end": os.getloadavg(), "seeds": seeds,
             "advisor": dataclasses.asdict(params.advisor), "finetune_unfreeze": params.finetune.unfreeze}
+    if args.summarize_only and out.is_file():  # the runs' own record, with the advisor it was re-scored under
+        meta = {**json.loads(out.read_text()).get("meta", {}), "advisor": meta["advisor"], "readvised": when}
+    load_start = meta["load_average_start"]
     out.write_text(json.dumps({"meta": meta, "summary": rows, "runs": runs}, indent=1))
     print(markdown(rows))
     print(f"\n{meta['machine']}, {meta['started']}, load average {load_start[0]:.2f} at start, "

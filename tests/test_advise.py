@@ -1,5 +1,6 @@
-"""Unit: the advisor's four scenarios on constructed measurements, the linear probe, the params that
-choose a strategy, the source model restricted to a subset of its classes, and small-set budgets."""
+"""Unit: the advisor's four scenarios and its "do not transfer" answer on constructed measurements,
+the linear probe, the params that choose a strategy, the source model restricted to a subset of its
+classes, and small-set budgets."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 import yaml
 
 from graft import advise, training
-from graft.config import Advisor, ConfigError, Params, load
+from graft.config import Advisor, ConfigError, Params, Scratch, load
 
-ADVISOR = Advisor(small_per_class=50, similar_gain=0.5, top_half=0.5)
+ADVISOR = Advisor(small_per_class=50, similar_gain=0.5, scratch_below_gain=-0.5, top_half=0.5)
 
 
 def measured(*, per_class: int, probe: float, random: float, images: int = 200) -> advise.Measurements:
@@ -24,15 +25,19 @@ def measured(*, per_class: int, probe: float, random: float, images: int = 200) 
     (20, 0.99, 0.80, ("small", "similar"), "feature_extraction", None),
     (500, 0.99, 0.80, ("large", "similar"), "finetune_top", "block3"),
     (20, 0.80, 0.79, ("small", "different"), "finetune_top", 0.5),
-    (500, 0.70, 0.80, ("large", "different"), "finetune_all", 1.0),
+    (500, 0.70, 0.80, ("large", "different"), "finetune_all", 1.0),  # gain 1 - 61/41 = -0.49: different, not worse
+    (20, 0.50, 0.90, ("small", "worse than random"), "scratch", None),  # gain 1 - 101/21: do not transfer
+    (500, 0.50, 0.90, ("large", "worse than random"), "scratch", None),
 ])
-def test_the_four_scenarios(per_class, probe, random, scenario, strategy, unfreeze):
+def test_the_four_scenarios_and_do_not_transfer(per_class, probe, random, scenario, strategy, unfreeze):
     m = measured(per_class=per_class, probe=probe, random=random)
     assert advise.scenario(m, ADVISOR) == scenario
     plan, why = advise.decide(m, ADVISOR, top_part="block3")
     assert (plan.strategy, plan.unfreeze) == (strategy, unfreeze)
     assert plan.finetunes is (unfreeze is not None)
-    assert why.startswith(f"{scenario[0]} and {scenario[1]}") and str(per_class) in why and "advisor.similar_gain" in why
+    threshold = "advisor.scratch_below_gain=-0.5" if strategy == "scratch" else "advisor.similar_gain=0.5"
+    assert why.startswith(f"{scenario[0]} and {scenario[1]}") and str(per_class) in why and threshold in why
+    assert why.endswith(plan.label) and ("do not transfer" in why) is (strategy == "scratch")
 
 
 def test_thresholds_are_inclusive_where_documented():
@@ -40,7 +45,31 @@ def test_thresholds_are_inclusive_where_documented():
     m = measured(per_class=50, probe=1 - 9 / 200, random=1 - 19 / 200)  # errors 9 against 19: gain 1 - 10/20 = 0.5
     assert m.probe_gain == pytest.approx(0.5)
     assert advise.scenario(m, ADVISOR) == ("large", "similar")
-    assert advise.scenario(measured(per_class=49, probe=0.5, random=0.9), ADVISOR) == ("small", "different")
+    assert advise.scenario(measured(per_class=49, probe=0.8, random=0.85), ADVISOR) == ("small", "different")
+
+
+def test_do_not_transfer_starts_strictly_below_its_threshold_and_can_be_switched_off():
+    at = measured(per_class=10, probe=1 - 14 / 200, random=1 - 9 / 200)  # errors 14 against 9: gain 1 - 15/10 = -0.5
+    below = measured(per_class=10, probe=1 - 15 / 200, random=1 - 9 / 200)  # 1 - 16/10 = -0.6
+    assert at.probe_gain == -0.5 and below.probe_gain == pytest.approx(-0.6)
+    assert advise.scenario(at, ADVISOR) == ("small", "different")
+    assert advise.scenario(below, ADVISOR) == ("small", "worse than random")
+    never = dataclasses.replace(ADVISOR, scratch_below_gain=None)
+    hopeless = measured(per_class=10, probe=0.5, random=1.0)  # gain -100
+    assert advise.scenario(hopeless, never) == ("small", "different")
+    assert advise.decide(hopeless, never, top_part="block3")[0].strategy == "finetune_top"  # the top half
+
+
+def test_do_not_transfer_needs_the_scratch_stage():
+    worse = measured(per_class=10, probe=0.5, random=0.9)
+    record = advise.advise(Params(strategy="auto"), worse)
+    assert record["plan"]["strategy"] == record["advised_choice"] == "scratch" and record["plan"]["unfreeze"] is None
+    assert "below advisor.scratch_below_gain=-0.25" in record["reason"]  # the default threshold
+    with pytest.raises(ConfigError, match="scratch.enabled: true") as err:
+        advise.advise(Params(strategy="auto", scratch=Scratch(enabled=False)), worse)
+    assert ": scratch.enabled:" in str(err.value) and "advisor.scratch_below_gain" in str(err.value)
+    explicit = advise.advise(Params(strategy="scratch"), measured(per_class=10, probe=0.99, random=0.8))
+    assert explicit["plan"]["strategy"] == "scratch" and explicit["advised_choice"] == "feature_extraction"
 
 
 def test_probe_gain_counts_errors_plus_one():
@@ -100,12 +129,21 @@ def write_params(tmp_path, changes: dict):
     ({"advisor": {"small_per_class": 0}}, "advisor.small_per_class", "at least 1"),
     ({"advisor": {"top_half": 0}}, "advisor.top_half", "fraction"),
     ({"advisor": {"probe_folds": 1}}, "advisor", "probe_folds"),
+    ({"advisor": {"scratch_below_gain": 0.1}}, "advisor.scratch_below_gain", "at most advisor.similar_gain"),
+    ({"advisor": {"scratch_below_gain": "never"}}, "advisor.scratch_below_gain", "float"),
+    ({"strategy": "scratch", "scratch": {"enabled": False}}, "strategy", "scratch.enabled: true"),
     ({"head": {"min_steps": -1}}, "head.min_steps", "0"),
 ])
 def test_bad_strategy_params_name_the_key_and_the_fix(tmp_path, changes, key, fix):
     with pytest.raises(ConfigError) as err:
         load(write_params(tmp_path, changes))
     assert f": {key}:" in str(err.value) and fix in str(err.value)
+
+
+def test_scratch_and_a_switched_off_threshold_load(tmp_path):
+    params = load(write_params(tmp_path, {"strategy": "scratch", "advisor": {"scratch_below_gain": None}}))
+    assert params.strategy == "scratch" and params.advisor.scratch_below_gain is None
+    assert load(write_params(tmp_path, {})).advisor.scratch_below_gain == -0.25
 
 
 def test_as_classifier_is_allowed_when_the_source_knows_every_target_class(tmp_path):

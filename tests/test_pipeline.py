@@ -33,7 +33,7 @@ def test_stage_order_comes_from_dvc(project):
     before = {name: i for i, name in enumerate(order)}
     for stage, deps in {"validate": ["ingest"], "split": ["validate"], "pretrain": ["ingest"],
                         "features": ["pretrain", "split"],
-                        "advise": ["features"], "train_head": ["features"], "finetune": ["train_head", "advise"],
+                        "advise": ["features"], "train_head": ["features"], "finetune": ["train_head", "advise", "scratch"],
                         "scratch": ["split"], "evaluate": ["finetune", "scratch"],
                         "export": ["finetune", "evaluate"]}.items():
         assert all(before[d] < before[stage] for d in deps), (stage, order)
@@ -95,6 +95,7 @@ if os.path.basename(sys.argv[0]) == "graft":  # the stage process, not DVC itsel
 def test_head_phase_killed_during_repro_resumes_on_the_next_repro(project, tmp_path):
     """SIGKILL of `graft train_head` in the middle of `dvc repro`; the next `dvc repro` continues from
     the last finished epoch, on the cached features, which a head-only change does not recompute."""
+    import os
     import subprocess
 
     from tests.conftest import BIN, env
@@ -106,9 +107,11 @@ def test_head_phase_killed_during_repro_resumes_on_the_next_repro(project, tmp_p
     params["head"].update(epochs=4, dense=[8])
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
+        pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))  # keep the caller's
         killed = subprocess.run([str(BIN / "dvc"), "repro", "train_head"], cwd=project, capture_output=True, text=True,
-                                env={**env(), "PYTHONPATH": str(tmp_path), "GRAFT_TEST_KILL_AT_EPOCH": "2"})
+                                env={**env(), "PYTHONPATH": pythonpath, "GRAFT_TEST_KILL_AT_EPOCH": "2"})
         assert killed.returncode != 0 and "Running stage 'features'" not in killed.stdout
+        assert "graft train_head: error" not in killed.stderr  # killed, not stopped by an error
         assert "deleted" in dvc(project, "status", "train_head").stdout  # DVC knows it did not finish
         out = dvc(project, "repro").stdout
         assert ran(out) == ["train_head", "finetune", "scratch", "evaluate", "export"]

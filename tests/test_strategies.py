@@ -1,6 +1,6 @@
 """Each transfer strategy end to end on tiny data: the shared tiny `dvc repro` (strategy auto), then
-the stages themselves, in this process, on a copy of that project for every explicit strategy, the
-source model used as a classifier, and autoencoder pretraining."""
+the stages themselves, in this process, on a copy of that project for every explicit strategy (scratch,
+"do not transfer", included), the source model used as a classifier, and autoencoder pretraining."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from graft import advise, config, evaluate, export, features, finetune, ingest, model as M, pretrain, splits, train_head
+from graft import (advise, config, evaluate, export, features, finetune, ingest, model as M, pretrain, scratch, splits,
+                   train_head)
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +61,34 @@ def test_each_explicit_strategy_end_to_end(project, strategy, unfrozen):
     if unfrozen is None:
         assert scores["finetuned"]["accuracy"] == scores["head"]["accuracy"]
     assert json.loads((project / "models/export/export.json").read_text())["parity"]["max_abs_diff"] <= 1e-4
+
+
+def test_scratch_ships_the_scratch_stages_model_end_to_end(project):
+    """Do not transfer: the model the repro's scratch stage saved is the final model; evaluate, the
+    model card and the summary say "not transferred" instead of a lift of 0."""
+    from graft.summary import summarize
+
+    params = dataclasses.replace(config.load(), strategy="scratch")
+    saved = project / "models/scratch/model.keras"
+    assert saved.is_file()  # written by the tiny repro's scratch stage
+    for stage in (advise, finetune, evaluate, export):
+        stage.run(params)
+    tuned, scores, baseline = read(project, "finetune.json"), read(project, "metrics.json"), read(project, "scratch.json")
+    assert read(project, "advice.json")["plan"]["strategy"] == tuned["strategy"] == "scratch"
+    assert tuned["fine_tuned"] is False and "the scratch stage's model" in tuned["reason"]
+    assert (project / "models/finetuned.keras").read_bytes() == saved.read_bytes()
+    assert (project / "plots/finetune_history.csv").read_text().splitlines()[1:] == []
+    assert scores["finetuned"]["accuracy"] == baseline["accuracy"]  # the same model on the same test split
+    assert scores["transfer_lift"]["not_transferred"] is True and "accuracy_points" not in scores["transfer_lift"]
+    card = (project / "models/export/model_card.md").read_text()
+    assert "not transferred" in card and "from scratch (shipped)" in card and "phase 2" not in card
+    assert "transfer lift:" in summarize(params) and "from scratch (shipped)" in summarize(params)
+    assert json.loads((project / "models/export/export.json").read_text())["parity"]["max_abs_diff"] <= 1e-4
+    off = dataclasses.replace(params, scratch=config.Scratch(enabled=False))
+    scratch.run(off)  # no training: the folder DVC expects is there, empty
+    assert read(project, "scratch.json") == {"enabled": False} and not any((project / "models/scratch").iterdir())
+    with pytest.raises(config.ConfigError, match="scratch.enabled: true"):
+        finetune.run(off)
 
 
 def test_source_model_as_classifier_end_to_end(project):

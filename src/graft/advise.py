@@ -3,7 +3,7 @@
 The teaching material's judgement (Hands-On ML ch. 11, the Keras transfer-learning guide)
 depends on two things: how many labelled images the target task has, and how similar its
 domain is to the source's. ``advise`` measures both and places the task in one of four
-scenarios (docs/strategies.md):
+scenarios (docs/strategies.md), or advises against transfer altogether:
 
 =========  ====================  =============================================
 size       domain                strategy
@@ -12,6 +12,7 @@ small      similar               feature extraction: the head phase only
 large      similar               fine-tune the top part (``finetune.unfreeze``)
 small      different             fine-tune the top half (``advisor.top_half``)
 large      different             fine-tune all of the base (BatchNorm still frozen)
+any        worse than random     do not transfer: the scratch stage's model
 =========  ====================  =============================================
 
 - size: the smallest number of labelled training images of any class, against
@@ -22,7 +23,9 @@ large      different             fine-tune all of the base (BatchNorm still froz
   share of the random-feature probe's errors that the source's features remove (errors + 1
   each, so that tiny sets do not divide by zero); a random base is the reference because
   how separable a task is depends on the task as much as on the features. At or above
-  ``advisor.similar_gain`` the domain counts as similar.
+  ``advisor.similar_gain`` the domain counts as similar; below ``advisor.scratch_below_gain``
+  the source's features are worse than a random network's, and the same network trained from
+  random weights (the ``scratch`` stage) is the answer.
 
 With an explicit ``strategy`` the measurements are still taken and recorded, with what the
 advisor would have chosen. ``finetune`` reads the plan from ``metrics/advice.json``.
@@ -37,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from graft.atomic import write_json
-from graft.config import Advisor, Params
+from graft.config import Advisor, ConfigError, Params
 
 ADVICE = "advice.json"
 
@@ -46,7 +49,9 @@ class ProbeError(ValueError):
     """The train split is too small to measure the task."""
 
 LABELS = {"feature_extraction": "feature extraction (head phase only)", "as_classifier": "the source model as it is",
-          "finetune_all": "fine-tune all of the base"}
+          "finetune_all": "fine-tune all of the base",
+          "scratch": "do not transfer: train from scratch (the scratch stage's model)"}
+WORSE = "worse than random"  # the domain of a task the source's features separate worse than random features
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class Measurements:
 
 @dataclass(frozen=True)
 class Plan:
-    strategy: str  # feature_extraction | finetune_top | finetune_all | as_classifier
+    strategy: str  # feature_extraction | finetune_top | finetune_all | as_classifier | scratch
     unfreeze: int | float | str | None  # what finetune unfreezes; None: nothing is fine-tuned
     label: str
 
@@ -81,7 +86,7 @@ class Plan:
 
 def plan_for(strategy: str, *, top_part: int | float | str, top_half: float = 0.5) -> Plan:
     """The plan of a strategy name; ``finetune_top_half`` is the advisor's ``finetune_top`` at ``top_half``."""
-    if strategy in ("feature_extraction", "as_classifier"):
+    if strategy in ("feature_extraction", "as_classifier", "scratch"):
         return Plan(strategy, None, LABELS[strategy])
     if strategy == "finetune_all":
         return Plan(strategy, 1.0, LABELS[strategy])
@@ -93,12 +98,18 @@ def plan_for(strategy: str, *, top_part: int | float | str, top_half: float = 0.
 
 
 SCENARIOS = {("small", "similar"): "feature_extraction", ("large", "similar"): "finetune_top",
-             ("small", "different"): "finetune_top_half", ("large", "different"): "finetune_all"}
+             ("small", "different"): "finetune_top_half", ("large", "different"): "finetune_all",
+             ("small", WORSE): "scratch", ("large", WORSE): "scratch"}
 
 
 def scenario(m: Measurements, advisor: Advisor) -> tuple[str, str]:
     size = "small" if m.min_per_class < advisor.small_per_class else "large"
-    domain = "similar" if m.probe_gain >= advisor.similar_gain else "different"
+    if m.probe_gain >= advisor.similar_gain:
+        domain = "similar"
+    elif advisor.scratch_below_gain is not None and m.probe_gain < advisor.scratch_below_gain:
+        domain = WORSE
+    else:
+        domain = "different"
     return size, domain
 
 
@@ -108,9 +119,13 @@ def decide(m: Measurements, advisor: Advisor, *, top_part: int | float | str) ->
     plan = plan_for(SCENARIOS[size, domain], top_part=top_part, top_half=advisor.top_half)
     why_size = (f"{m.min_per_class} labelled images in the smallest class, "
                 f"{'below' if size == 'small' else 'at least'} advisor.small_per_class={advisor.small_per_class}")
+    threshold = {"similar": f"at least advisor.similar_gain={advisor.similar_gain:g}",
+                 "different": f"below advisor.similar_gain={advisor.similar_gain:g}"
+                              + (f" and at least advisor.scratch_below_gain={advisor.scratch_below_gain:g}"
+                                 if advisor.scratch_below_gain is not None else ""),
+                 WORSE: f"below advisor.scratch_below_gain={advisor.scratch_below_gain}"}[domain]
     why_domain = (f"the source's features remove {m.probe_gain:.0%} of a random base's linear-probe errors "
-                  f"(probe accuracy {m.probe_accuracy:.4f} against {m.random_probe_accuracy:.4f}), "
-                  f"{'at least' if domain == 'similar' else 'below'} advisor.similar_gain={advisor.similar_gain:g}")
+                  f"(probe accuracy {m.probe_accuracy:.4f} against {m.random_probe_accuracy:.4f}), {threshold}")
     return plan, f"{size} and {domain}: {why_size}; {why_domain}; so {plan.label}"
 
 
@@ -201,6 +216,10 @@ def advise(params: Params, m: Measurements) -> dict:
     else:
         plan = plan_for(params.strategy, top_part=params.finetune.unfreeze)
         reason = f"strategy: {params.strategy} in params.yaml (the advisor would choose {advised.label}: {why})"
+    if plan.strategy == "scratch" and not params.scratch.enabled:  # explicit scratch is refused by graft.config
+        raise ConfigError(f"params.yaml: scratch.enabled: the advisor chose to train from scratch ({why}), but "
+                          "scratch.enabled is false; set scratch.enabled: true, or set advisor.scratch_below_gain: null "
+                          "(never advise it), or choose an explicit strategy")
     return {"strategy": params.strategy, "plan": asdict(plan), "advised": asdict(advised),
             "advised_choice": SCENARIOS[size, domain],
             "scenario": {"size": size, "domain": domain}, "reason": reason,

@@ -37,6 +37,7 @@ class Paths:
     source_model: Path = Path("models/source.keras")
     head_model: Path = Path("models/head.keras")
     finetuned_model: Path = Path("models/finetuned.keras")
+    scratch_model: Path = Path("models/scratch")  # folder: the scratch baseline's model.keras (empty when disabled)
     export: Path = Path("models/export")
     metrics: Path = Path("metrics")
     blessed: Path = Path("registry/blessed.json")
@@ -154,15 +155,17 @@ class Finetune(Fit):
     unfreeze: int | float | str = 6  # top N layers, a fraction of the base's layers, or a block name prefix
 
 
-STRATEGIES = ("auto", "feature_extraction", "finetune_top", "finetune_all", "as_classifier")
+STRATEGIES = ("auto", "feature_extraction", "finetune_top", "finetune_all", "as_classifier", "scratch")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Advisor:
-    """How ``strategy: auto`` places the task in one of four scenarios (docs/strategies.md)."""
+    """How ``strategy: auto`` places the task in one of four scenarios, or advises against transfer
+    (docs/strategies.md)."""
 
     small_per_class: int = 50  # a class with fewer labelled training images than this makes the set small
     similar_gain: float = 0.0  # probe gain at or above this (0: no more errors than random features): similar
+    scratch_below_gain: float | None = -0.25  # probe gain below this: do not transfer, train from scratch; None: never
     top_half: float = 0.5  # what "the top half" unfreezes: this fraction of the base's weight layers
     probe_folds: int = 5  # cross-validation folds of the linear probe on the train split
     probe_l2: float = 0.01  # L2 penalty of the linear probe (on standardised features)
@@ -326,6 +329,13 @@ def _check(p: Params, *, where: str) -> None:
         fail("advisor.small_per_class", "must be at least 1 image per class")
     if not -1 <= a.similar_gain <= 1:
         fail("advisor.similar_gain", f"{a.similar_gain}; a share of the random-feature probe's errors, in [-1, 1]")
+    if a.scratch_below_gain is not None and a.scratch_below_gain > a.similar_gain:
+        fail("advisor.scratch_below_gain", f"{a.scratch_below_gain}; must be at most advisor.similar_gain "
+             f"({a.similar_gain}): below it the source's features count as worse than a random network's "
+             "(null: never advise training from scratch)")
+    if p.strategy == "scratch" and not p.scratch.enabled:
+        fail("strategy", "scratch ships the scratch stage's model, but scratch.enabled is false; "
+             "set scratch.enabled: true, or choose another strategy")
     if not 0 < a.top_half <= 1:
         fail("advisor.top_half", f"{a.top_half}; a fraction of the base's weight layers, in (0, 1]")
     if a.probe_folds < 2 or a.probe_l2 < 0:

@@ -46,7 +46,10 @@ def run(params: Params) -> None:
     scores, probs = evaluate(models=models, x=test.x, y=test.y, classes=classes)
     report = {name: {k: v for k, v in s.items() if k != "confusion_matrix"} for name, s in scores.items()}
     scratch = json.loads((params.paths.metrics / "scratch.json").read_text())
-    if scratch.get("collapsed_to"):
+    tuned = json.loads((params.paths.metrics / "finetune.json").read_text())
+    if tuned["strategy"] == "scratch":  # the final model is the scratch baseline itself: a lift of 0 says nothing
+        report["transfer_lift"] = {"unavailable": f"not transferred ({tuned['reason']})", "not_transferred": True}
+    elif scratch.get("collapsed_to"):
         report["transfer_lift"] = {"unavailable": f"the scratch baseline collapsed to {scratch['collapsed_to']!r}"}
     elif scratch.get("enabled"):
         report["transfer_lift"] = lift(transfer=scores["finetuned"]["accuracy"], scratch=scratch["accuracy"])

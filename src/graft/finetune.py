@@ -5,7 +5,8 @@ How much is unfrozen is the plan ``advise`` recorded (``strategy``): the top par
 (``finetune.unfreeze``), the top half, or all of the base. With feature extraction or the source
 model as a classifier nothing is fine-tuned: the stage passes the head-phase model through
 unchanged, says why, and still writes every output it declares, so the DVC graph stays the same
-for every strategy."""
+for every strategy. With ``scratch`` (do not transfer) it passes the scratch stage's model through
+in the same way."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from graft import advise, model as graft_model, splits, training
 from graft.atomic import atomic_path, write_json
 from graft.distribute import distributed
 from graft.bases import BASE_NAME
-from graft.config import Augment, Finetune, Params
+from graft.config import Augment, ConfigError, Finetune, Params
+from graft.scratch import model_file as scratch_model_file
 from graft.summary import read_json
 
 
@@ -33,12 +35,21 @@ def finetune(*, model: "graft_model.keras.Model", recipe: Finetune, lr: float, t
 
 
 def pass_through(params: Params, plan: advise.Plan) -> None:
-    """Nothing to fine-tune: the head-phase model is the final model (a byte copy), with an empty
-    history and a record of why."""
+    """Nothing to fine-tune: the head-phase model (or, under ``scratch``, the scratch stage's model)
+    is the final model (a byte copy), with an empty history and a record of why."""
+    if plan.strategy == "scratch":
+        if not params.scratch.enabled:
+            raise ConfigError("params.yaml: scratch.enabled: the plan is to train from scratch, but scratch.enabled is "
+                              "false; set scratch.enabled: true, or choose another strategy")
+        source, final = scratch_model_file(params), "the scratch stage's model (random init, not transferred)"
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: missing; run `graft scratch` (or `dvc repro`) first")
+    else:
+        source, final = params.paths.head_model, "the head-phase model"
     with atomic_path(params.paths.finetuned_model) as tmp:
-        shutil.copyfile(params.paths.head_model, tmp)
+        shutil.copyfile(source, tmp)
     training.write_empty_history(params.paths.plots / "finetune_history.csv", phase="finetune")
-    reason = f"strategy {plan.strategy}: {plan.label}; the head-phase model is the final model"
+    reason = f"strategy {plan.strategy}: {plan.label}; {final} is the final model"
     write_json(params.paths.metrics / "finetune.json", {
         "strategy": plan.strategy, "fine_tuned": False, "reason": reason, "unfrozen_layers": [], "epochs_run": 0,
         "trainable_params": 0})

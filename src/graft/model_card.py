@@ -33,32 +33,42 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores: Mapping[
         lines.append(f"| {split} | " + " | ".join(str(row.get(c, 0)) for c in classes) + f" | {sum(row.values())} |")
     lines += ["", f"Data version (DVC md5 of the split): `{provenance['data_hash']}`.", "",
               "## How it was made", ""]
-    if "test_accuracy" in pretrain:
-        lines.append(f"- base: `{pretrain['base']}` pretrained on the source task "
-                     f"({len(pretrain['source_classes'])} classes, {pretrain['train_images']} images; "
-                     f"source test accuracy {_pct(pretrain['test_accuracy'])}).")
-    else:
-        lines.append(f"- base: `{pretrain.get('base')}` with weights `{pretrain.get('weights')}`.")
     head, fine = params["head"], params["finetune"]
+    lift = scores.get("transfer_lift") or {}
+    if lift.get("not_transferred"):
+        lines.append(f"- not transferred: the base's architecture trained from random weights, every layer trainable, "
+                     f"for up to {head['epochs'] + fine['epochs']} epochs at lr {head['lr']} (the `scratch` stage); "
+                     f"the source model is not used. Why: {lift['unavailable']}.")
+    else:
+        if "test_accuracy" in pretrain:
+            lines.append(f"- base: `{pretrain['base']}` pretrained on the source task "
+                         f"({len(pretrain['source_classes'])} classes, {pretrain['train_images']} images; "
+                         f"source test accuracy {_pct(pretrain['test_accuracy'])}).")
+        else:
+            lines.append(f"- base: `{pretrain.get('base')}` with weights `{pretrain.get('weights')}`.")
+        lines += [
+            f"- phase 1: base frozen (BatchNorm in inference mode), new head trained for up to {head['epochs']} "
+            f"epochs at lr {head['lr']}; best epoch by validation loss kept.",
+            f"- phase 2: top of the base unfrozen from `{fine['unfreeze']}` (BatchNorm kept frozen), "
+            f"fine-tuned for up to {fine['epochs']} epochs at lr {fine['lr']}."]
     lines += [
-        f"- phase 1: base frozen (BatchNorm in inference mode), new head trained for up to {head['epochs']} "
-        f"epochs at lr {head['lr']}; best epoch by validation loss kept.",
-        f"- phase 2: top of the base unfrozen from `{fine['unfreeze']}` (BatchNorm kept frozen), "
-        f"fine-tuned for up to {fine['epochs']} epochs at lr {fine['lr']}.",
         f"- git revision `{provenance['git_revision']}`, params sha256 `{provenance['params_hash'][:16]}`, "
         f"graft {provenance['version']}.", "",
         "## Test results", "",
         "| model | accuracy | loss | macro-F1 | ECE | errors | " + " | ".join(f"recall {c}" for c in classes) + " |",
         "|---|---:|---:|---:|---:|---:|" + "---:|" * len(classes),
     ]
-    for name, label in (("head", "head phase"), ("finetuned", "fine-tuned (shipped)")):  # transfer_lift is not a model
+    shipped = "from scratch (shipped)" if lift.get("not_transferred") else "fine-tuned (shipped)"
+    head_label = "head phase (transfer, not shipped)" if lift.get("not_transferred") else "head phase"
+    for name, label in (("head", head_label), ("finetuned", shipped)):  # transfer_lift is not a model
         s = scores.get(name)
         if s:
             lines.append(f"| {label} | {_pct(s['accuracy'])} | {s['loss']:.4f} | {s.get('macro_f1', float('nan')):.4f} | "
                          f"{s.get('ece', float('nan')):.4f} | {s['errors']}/{s['images']} | "
                          + " | ".join(_pct(s["per_class"][c]["recall"]) for c in classes) + " |")
-    lift = scores.get("transfer_lift")
-    if lift and "unavailable" in lift:
+    if lift.get("not_transferred"):
+        lines += ["", f"**Transfer lift**: none: {lift['unavailable']}."]
+    elif "unavailable" in lift:
         lines += ["", f"**Transfer lift**: not measured: {lift['unavailable']} (too few training steps)."]
     elif lift:
         ratio = f" (scratch makes {lift['error_reduction']:.1f}x the errors)" if lift.get("error_reduction") else ""

@@ -7,11 +7,16 @@ Its BatchNorm layers use momentum 0.9: a small set gives a few steps an epoch, a
 default 0.99 the moving statistics barely leave their initial values, so the model predicts one
 class at test time. A baseline that still collapses to one class is recorded as such, and
 evaluate then reports no transfer lift instead of a flattering one.
+
+The trained model is saved too (``paths.scratch_model``/model.keras): under ``strategy: scratch``
+(or the advisor's "do not transfer") ``finetune`` passes it through as the final model. With
+``scratch.enabled: false`` the folder is left empty.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -21,6 +26,11 @@ from graft.atomic import write_json
 from graft.config import Params
 
 BATCHNORM_MOMENTUM = 0.9
+
+
+def model_file(params: Params) -> Path:
+    """Where the scratch stage saves its model (finetune passes it through under strategy scratch)."""
+    return params.paths.scratch_model / "model.keras"
 
 
 def scratch_model(params: Params, *, num_classes: int, seed: int) -> keras.Model:
@@ -54,12 +64,15 @@ def collapsed_to(probs: np.ndarray, classes) -> str | None:
 
 def run(params: Params) -> None:
     out = params.paths.metrics / "scratch.json"
+    model_file(params).unlink(missing_ok=True)  # no stale model survives a disabled run
+    params.paths.scratch_model.mkdir(parents=True, exist_ok=True)
     if not params.scratch.enabled:
         write_json(out, {"enabled": False})
         print("scratch: disabled (scratch.enabled: false); no transfer lift is reported")
         return
     train, valid, test = (splits.load(params, name) for name in ("train", "valid", "test"))
     model = train_scratch(params=params, train=(train.x, train.y), valid=(valid.x, valid.y), seed=params.seed)
+    training.save_model(model, model_file(params))
     probs = model.predict(test.x, batch_size=256, verbose=0)
     report = metrics.report(test.y, probs, params.data.target_classes)
     collapsed = collapsed_to(probs, params.data.target_classes)
