@@ -132,6 +132,7 @@ def write_params(tmp_path, changes: dict):
     ({"advisor": {"scratch_below_gain": 0.1}}, "advisor.scratch_below_gain", "at most advisor.similar_gain"),
     ({"advisor": {"scratch_below_gain": "never"}}, "advisor.scratch_below_gain", "float"),
     ({"strategy": "scratch", "scratch": {"enabled": False}}, "strategy", "scratch.enabled: true"),
+    ({"advisor": {"min_error_gap": -1}}, "advisor.min_error_gap", "at least 0"),
     ({"head": {"min_steps": -1}}, "head.min_steps", "0"),
 ])
 def test_bad_strategy_params_name_the_key_and_the_fix(tmp_path, changes, key, fix):
@@ -212,3 +213,18 @@ def test_the_autoencoder_never_sees_the_targets_test_or_valid_images(tmp_path):
     (tmp_path / "test").rmdir()
     with pytest.raises(NoUnlabelledImages, match="no test/ folder"):
         unlabelled_files(params)
+
+
+def test_a_few_more_probe_errors_are_not_enough_to_drop_the_source():
+    """Near-perfect probes are coarse: 2 errors against 1 is a gain of -0.5 (the default task did that
+    once, and transfer won); do not transfer needs advisor.min_error_gap more errors as well."""
+    two_against_one = measured(per_class=100, probe=1 - 2 / 200, random=1 - 1 / 200)
+    assert two_against_one.probe_gain == pytest.approx(-0.5)
+    assert (two_against_one.errors, two_against_one.random_errors) == (2, 1)
+    advisor = Advisor()  # the defaults: scratch_below_gain -0.25, min_error_gap 3
+    assert advise.scenario(two_against_one, advisor) == ("large", "different")
+    plan, why = advise.decide(two_against_one, advisor, top_part="block3")
+    assert plan.strategy == "finetune_all" and "fewer than advisor.min_error_gap=3" in why
+    three_more = measured(per_class=100, probe=1 - 4 / 200, random=1 - 1 / 200)  # gain 1 - 5/2 = -1.5, 3 more errors
+    assert advise.scenario(three_more, advisor) == ("large", "worse than random")
+    assert advise.scenario(three_more, dataclasses.replace(advisor, min_error_gap=4)) == ("large", "different")

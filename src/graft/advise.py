@@ -23,7 +23,9 @@ any        worse than random     do not transfer: the scratch stage's model
   share of the random-feature probe's errors that the source's features remove (errors + 1
   each, so that tiny sets do not divide by zero); a random base is the reference because
   how separable a task is depends on the task as much as on the features. At or above
-  ``advisor.similar_gain`` the domain counts as similar; below ``advisor.scratch_below_gain``
+  ``advisor.similar_gain`` the domain counts as similar; below ``advisor.scratch_below_gain``,
+  with at least ``advisor.min_error_gap`` more probe errors than the random base (near-perfect
+  probes are coarse: 2 errors against 1 is a gain of -0.5),
   the source's features are worse than a random network's, and the same network trained from
   random weights (the ``scratch`` stage) is the answer.
 
@@ -66,11 +68,18 @@ class Measurements:
         return min(self.per_class.values())
 
     @property
+    def errors(self) -> int:
+        """The source-feature probe's errors (accuracies are right / images: whole errors)."""
+        return round((1 - self.probe_accuracy) * self.images)
+
+    @property
+    def random_errors(self) -> int:
+        return round((1 - self.random_probe_accuracy) * self.images)
+
+    @property
     def probe_gain(self) -> float:
         """The share of the random-feature probe's errors the source's features remove (errors + 1 each)."""
-        ours = round((1 - self.probe_accuracy) * self.images) + 1  # accuracies are right / images: whole errors
-        reference = round((1 - self.random_probe_accuracy) * self.images) + 1
-        return 1 - ours / reference
+        return 1 - (self.errors + 1) / (self.random_errors + 1)
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,8 @@ def scenario(m: Measurements, advisor: Advisor) -> tuple[str, str]:
     size = "small" if m.min_per_class < advisor.small_per_class else "large"
     if m.probe_gain >= advisor.similar_gain:
         domain = "similar"
-    elif advisor.scratch_below_gain is not None and m.probe_gain < advisor.scratch_below_gain:
+    elif (advisor.scratch_below_gain is not None and m.probe_gain < advisor.scratch_below_gain
+          and m.errors - m.random_errors >= advisor.min_error_gap):  # a few images are no evidence to drop the source
         domain = WORSE
     else:
         domain = "different"
@@ -119,11 +129,20 @@ def decide(m: Measurements, advisor: Advisor, *, top_part: int | float | str) ->
     plan = plan_for(SCENARIOS[size, domain], top_part=top_part, top_half=advisor.top_half)
     why_size = (f"{m.min_per_class} labelled images in the smallest class, "
                 f"{'below' if size == 'small' else 'at least'} advisor.small_per_class={advisor.small_per_class}")
-    threshold = {"similar": f"at least advisor.similar_gain={advisor.similar_gain:g}",
-                 "different": f"below advisor.similar_gain={advisor.similar_gain:g}"
-                              + (f" and at least advisor.scratch_below_gain={advisor.scratch_below_gain:g}"
-                                 if advisor.scratch_below_gain is not None else ""),
-                 WORSE: f"below advisor.scratch_below_gain={advisor.scratch_below_gain}"}[domain]
+    gap, below_scratch = m.errors - m.random_errors, f"below advisor.scratch_below_gain={advisor.scratch_below_gain}"
+    if domain == "similar":
+        threshold = f"at least advisor.similar_gain={advisor.similar_gain:g}"
+    elif domain == WORSE:
+        threshold = (f"{below_scratch}, with {gap} more probe errors than the random base "
+                     f"(advisor.min_error_gap={advisor.min_error_gap})")
+    elif advisor.scratch_below_gain is not None and m.probe_gain < advisor.scratch_below_gain:
+        threshold = (f"{below_scratch} but with only {gap} more probe error(s) than the random base, fewer than "
+                     f"advisor.min_error_gap={advisor.min_error_gap}: too few images to drop the source; below "
+                     f"advisor.similar_gain={advisor.similar_gain:g}")
+    else:
+        threshold = f"below advisor.similar_gain={advisor.similar_gain:g}" + (
+            f" and at least advisor.scratch_below_gain={advisor.scratch_below_gain:g}"
+            if advisor.scratch_below_gain is not None else "")
     why_domain = (f"the source's features remove {m.probe_gain:.0%} of a random base's linear-probe errors "
                   f"(probe accuracy {m.probe_accuracy:.4f} against {m.random_probe_accuracy:.4f}), {threshold}")
     return plan, f"{size} and {domain}: {why_size}; {why_domain}; so {plan.label}"
@@ -223,7 +242,8 @@ def advise(params: Params, m: Measurements) -> dict:
     return {"strategy": params.strategy, "plan": asdict(plan), "advised": asdict(advised),
             "advised_choice": SCENARIOS[size, domain],
             "scenario": {"size": size, "domain": domain}, "reason": reason,
-            "measurements": {**asdict(m), "min_per_class": m.min_per_class, "probe_gain": round(m.probe_gain, 6)},
+            "measurements": {**asdict(m), "min_per_class": m.min_per_class, "probe_gain": round(m.probe_gain, 6),
+                             "errors": m.errors, "random_errors": m.random_errors},
             "thresholds": asdict(params.advisor)}
 
 

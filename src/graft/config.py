@@ -166,6 +166,7 @@ class Advisor:
     small_per_class: int = 50  # a class with fewer labelled training images than this makes the set small
     similar_gain: float = 0.0  # probe gain at or above this (0: no more errors than random features): similar
     scratch_below_gain: float | None = -0.25  # probe gain below this: do not transfer, train from scratch; None: never
+    min_error_gap: int = 3  # scratch only with at least this many more source-probe errors than random-probe errors
     top_half: float = 0.5  # what "the top half" unfreezes: this fraction of the base's weight layers
     probe_folds: int = 5  # cross-validation folds of the linear probe on the train split
     probe_l2: float = 0.01  # L2 penalty of the linear probe (on standardised features)
@@ -336,6 +337,8 @@ def _check(p: Params, *, where: str) -> None:
     if p.strategy == "scratch" and not p.scratch.enabled:
         fail("strategy", "scratch ships the scratch stage's model, but scratch.enabled is false; "
              "set scratch.enabled: true, or choose another strategy")
+    if a.min_error_gap < 0:
+        fail("advisor.min_error_gap", f"{a.min_error_gap}; a number of linear-probe errors, at least 0")
     if not 0 < a.top_half <= 1:
         fail("advisor.top_half", f"{a.top_half}; a fraction of the base's weight layers, in (0, 1]")
     if a.probe_folds < 2 or a.probe_l2 < 0:
