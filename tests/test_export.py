@@ -170,3 +170,12 @@ def test_unblessed_model_is_refused_unless_overridden(tmp_path, tiny_project):
     export.export(out_dir=tmp_path / "forced", allow_unblessed=True, **options)
     meta = onnx_meta.read(ort.InferenceSession(str(tmp_path / "forced" / "model.onnx")))
     assert meta["gate"]["blessed"] is False and meta["gate"]["published_anyway"] is True
+
+
+def test_float_model_moves_to_nchw_before_scaling_the_pixels(folder):
+    """The published float model runs its layout op on the uint8 pixels and scales after it
+    (graft.onnx_passes: onnxruntime's Mul is slow on [N, 28, 28, 1]); parity held (above)."""
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    first = next(n for n in graph.node if onnx_meta.INPUT_NAME in n.input)
+    after = next(n for n in graph.node if first.output[0] in n.input)
+    assert first.op_type in ("Reshape", "Transpose") and after.op_type == "Cast"

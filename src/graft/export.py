@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import graft
-from graft import gate as release_gate, model as graft_model, model_card, onnx_meta, provenance, splits
+from graft import gate as release_gate, model as graft_model, model_card, onnx_meta, onnx_passes, provenance, splits
 from graft.atomic import atomic_path, write_json
 from graft.config import Params
 from graft.summary import split_counts
@@ -64,6 +64,7 @@ def to_onnx(model, path: Path, *, opset: int, metadata: dict[str, str]) -> None:
             node.output[:] = [onnx_meta.OUTPUT_NAME if o == old else o for o in node.output]
             node.input[:] = [onnx_meta.OUTPUT_NAME if i == old else i for i in node.input]
         graph.output[0].name = onnx_meta.OUTPUT_NAME
+    onnx_passes.scaling_after_layout(proto)  # same outputs, without onnxruntime's slow NHWC Mul
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from graft import onnx_meta
-
-# ops that only move or relabel elements: they commute with scaling and work on uint8 as on float
-_LAYOUT_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten")
+from graft.onnx_passes import LAYOUT_OPS as _LAYOUT_OPS
 
 
 class _Batches:
@@ -139,7 +137,11 @@ def pixels_as_quantized_input(model) -> bool:
         return np.float32(level) * np.float32(scale.reshape(())), [node]  # as DequantizeLinear computes it
 
     pixels = graph.input[0]
-    cast = only_consumer(pixels.name)
+    start = pixels.name  # after the layout ops that already run on the uint8 pixels (graft.onnx_passes)
+    while (node := only_consumer(start)) is not None and node.op_type in _LAYOUT_OPS and node.input[0] == start \
+            and all(i in initializers for i in node.input[1:]):
+        start = node.output[0]
+    cast = only_consumer(start)
     if (pixels.type.tensor_type.elem_type != TensorProto.UINT8 or cast is None or cast.op_type != "Cast"
             or helper.get_attribute_value(cast.attribute[0]) != TensorProto.FLOAT):
         return False
@@ -165,7 +167,7 @@ def pixels_as_quantized_input(model) -> bool:
     if not ends_dequantized or len(factors) != 1 or not (np.isfinite(factors[0]) and factors[0] > 0):
         return False
 
-    new_nodes, tensor = [], pixels.name
+    new_nodes, tensor = [], start
     for node in layout:  # the same layout ops, on the uint8 pixels
         copy = helper.make_node(node.op_type, [tensor, *node.input[1:]], [f"{node.output[0]}_uint8"],
                                 name=f"{node.name}_uint8", domain=node.domain)
@@ -188,10 +190,12 @@ def pixels_as_quantized_input(model) -> bool:
 
     gone = {id(node) for node in removed + layout}
     first = next(i for i, node in enumerate(graph.node) if id(node) in gone)
+    if start != pixels.name:  # after the layout ops that make ``start`` (a removed constant may come earlier)
+        first = max(first, 1 + next(i for i, node in enumerate(graph.node) if start in node.output))
     nodes = list(graph.node)
     kept = [n for n in nodes[:first] if id(n) not in gone] + new_nodes + [n for n in nodes[first:] if id(n) not in gone]
     del graph.node[:]
-    graph.node.extend(kept)  # still topologically sorted: the new nodes need only the graph input
+    graph.node.extend(kept)  # still topologically sorted: the new nodes need only ``start``
     used = {name for node in graph.node for name in node.input}
     unused = [i for i in graph.initializer if i.name not in used]
     for initializer in unused:
