@@ -16,12 +16,25 @@ from __future__ import annotations
 LAYOUT_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten")
 
 
-def consumers_of(graph) -> dict[str, list]:
-    found: dict[str, list] = {}
+def sole_consumer(graph):
+    """A function: tensor name -> the one node that reads it, or None (read by several nodes or
+    none, or a graph output)."""
+    readers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
-            found.setdefault(name, []).append(node)
-    return found
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def only(name: str):
+        nodes = readers.get(name, [])
+        return nodes[0] if len(nodes) == 1 and name not in outputs else None
+
+    return only
+
+
+def is_layout_step(node, tensor: str, constants) -> bool:
+    """``node`` only moves the elements of ``tensor`` (a layout op whose other inputs are constants)."""
+    return node.op_type in LAYOUT_OPS and node.input[0] == tensor and all(i in constants for i in node.input[1:])
 
 
 def scaling_after_layout(model) -> bool:
@@ -34,13 +47,7 @@ def scaling_after_layout(model) -> bool:
 
     graph = model.graph
     constants = {i.name: i for i in graph.initializer}
-    consumers = consumers_of(graph)
-    outputs = {o.name for o in graph.output}
-
-    def only_consumer(name: str):
-        nodes = consumers.get(name, [])
-        return nodes[0] if len(nodes) == 1 and name not in outputs else None
-
+    only_consumer = sole_consumer(graph)
     cast = only_consumer(graph.input[0].name)
     if cast is None or cast.op_type != "Cast":
         return False
@@ -51,8 +58,7 @@ def scaling_after_layout(model) -> bool:
     if factor not in constants or numpy_helper.to_array(constants[factor]).size != 1:
         return False
     layout, end = [], mul.output[0]
-    while (node := only_consumer(end)) is not None and node.op_type in LAYOUT_OPS and node.input[0] == end \
-            and all(i in constants for i in node.input[1:]):
+    while (node := only_consumer(end)) is not None and is_layout_step(node, end, constants):
         layout.append(node)
         end = node.output[0]
     if not layout:

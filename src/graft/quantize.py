@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from graft import onnx_meta
-from graft.onnx_passes import LAYOUT_OPS as _LAYOUT_OPS
+from graft.onnx_passes import LAYOUT_OPS, is_layout_step, sole_consumer
 
 
 class _Batches:
@@ -65,20 +65,16 @@ def single_channel_input_conv(model) -> str | None:
 
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    only_consumer = sole_consumer(graph)
     tensor = graph.input[0].name
-    while len(nodes := consumers.get(tensor, [])) == 1:
-        node = nodes[0]
+    while (node := only_consumer(tensor)) is not None:
         if node.op_type == "Conv":
             weight = initializers.get(node.input[1])
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
             if weight is not None and group == 1 and numpy_helper.to_array(weight).shape[1] == 1:
                 return node.name
             return None
-        if node.op_type not in ("Cast", "Mul", *_LAYOUT_OPS):
+        if node.op_type not in ("Cast", "Mul", *LAYOUT_OPS):
             return None
         tensor = node.output[0]
     return None
@@ -110,15 +106,7 @@ def pixels_as_quantized_input(model) -> bool:
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
     producer = {name: node for node in graph.node for name in node.output}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    outputs = {o.name for o in graph.output}
-
-    def only_consumer(name: str):
-        nodes = consumers.get(name, [])
-        return nodes[0] if len(nodes) == 1 and name not in outputs else None
+    only_consumer = sole_consumer(graph)
 
     def scalar_constant(name: str):
         """A scalar constant's float32 value and the nodes computing it (an initializer, or a
@@ -138,8 +126,7 @@ def pixels_as_quantized_input(model) -> bool:
 
     pixels = graph.input[0]
     start = pixels.name  # after the layout ops that already run on the uint8 pixels (graft.onnx_passes)
-    while (node := only_consumer(start)) is not None and node.op_type in _LAYOUT_OPS and node.input[0] == start \
-            and all(i in initializers for i in node.input[1:]):
+    while (node := only_consumer(start)) is not None and is_layout_step(node, start, initializers):
         start = node.output[0]
     cast = only_consumer(start)
     if (pixels.type.tensor_type.elem_type != TensorProto.UINT8 or cast is None or cast.op_type != "Cast"
@@ -159,7 +146,7 @@ def pixels_as_quantized_input(model) -> bool:
                 break
             factors.append(factor)
             removed += [node, *makers]
-        elif node.op_type in _LAYOUT_OPS and node.input[0] == end and all(i in initializers for i in node.input[1:]):
+        elif is_layout_step(node, end, initializers):
             layout.append(node)
         else:
             break
@@ -176,8 +163,8 @@ def pixels_as_quantized_input(model) -> bool:
         tensor = copy.output[0]
     scale = f"{pixels.name}_scale"
     graph.initializer.append(numpy_helper.from_array(np.array(factors[0], np.float32), scale))
-    following = consumers.get(end, [])
-    if len(following) == 1 and following[0].op_type == "Conv" and following[0].input[1] in initializers:
+    following = only_consumer(end)
+    if following is not None and following.op_type == "Conv" and following.input[1] in initializers:
         # a float convolution (excluded from quantization): float(x) * c, as the float model computes it
         new_nodes += [helper.make_node("Cast", [tensor], [f"{pixels.name}_float"], name=f"{pixels.name}_Cast",
                                        to=TensorProto.FLOAT),
