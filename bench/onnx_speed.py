@@ -154,8 +154,7 @@ def export_calibration(root: Path) -> np.ndarray | None:
         return None
     train = images.load_folder(folder, classes=params.data.target_classes, height=params.image.height,
                                width=params.image.width, channels=params.image.channels)
-    order = np.random.default_rng(params.seed).permutation(len(train.x))[:params.export.calibration_images]
-    return train.x[np.sort(order)]
+    return export.calibration_set(train.x, seed=params.seed, count=params.export.calibration_images)
 
 
 def main(root: Path, threads: int = 0) -> None:

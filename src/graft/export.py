@@ -152,6 +152,11 @@ def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, cali
     return report
 
 
+def calibration_set(train_x: np.ndarray, *, seed: int, count: int) -> np.ndarray:
+    """The train images the int8 model is calibrated on: ``count`` of them, seeded, in split order."""
+    return train_x[np.sort(np.random.default_rng(seed).permutation(len(train_x))[:count])]
+
+
 def run(params: Params) -> None:
     paths = params.paths
     test, train = splits.load(params, "test"), splits.load(params, "train")
@@ -164,10 +169,7 @@ def run(params: Params) -> None:
              "metrics": {name: {"accuracy": scores[name]["accuracy"], "loss": scores[name]["loss"]}
                          for name in ("head", "finetuned")}}
     e = params.export
-    calibration = None
-    if e.quantize:
-        order = np.random.default_rng(params.seed).permutation(len(train.x))[:e.calibration_images]
-        calibration = train.x[np.sort(order)]
+    calibration = calibration_set(train.x, seed=params.seed, count=e.calibration_images) if e.quantize else None
     report = export(model=graft_model.load(paths.finetuned_model), out_dir=paths.export, test_x=test.x,
                     test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
                     opset=e.opset, tolerance=e.tolerance, int8_max_drop=e.int8_max_drop, extra=extra,
