@@ -139,11 +139,12 @@ def backup_dir(root: Path, phase: str, *parts) -> Path:
 
 
 class Journal(keras.callbacks.Callback):
-    """Appends each finished epoch's metrics to a CSV, flushed to disk, so history survives a kill."""
+    """Appends each finished epoch's metrics to a CSV; ``durable``: fsynced too, so the history of a
+    resumable phase survives a kill (a phase that cannot resume needs only the file)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, durable: bool = True):
         super().__init__()
-        self.path = path
+        self.path, self.durable = path, durable
 
     def on_epoch_end(self, epoch, logs=None):
         new = not self.path.exists()
@@ -153,8 +154,9 @@ class Journal(keras.callbacks.Callback):
             if new:
                 writer.writerow(["epoch", *keys])
             writer.writerow([epoch + 1, *(float(logs[k]) for k in keys)])
-            f.flush()
-            os.fsync(f.fileno())
+            if self.durable:
+                f.flush()
+                os.fsync(f.fileno())
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -250,10 +252,11 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
         done = read_journal(journal)
         if done:
             print(f"resuming from epoch {max(done) + 1}/{recipe.epochs}: {backup} holds a killed run's state", flush=True)
-        keeper = BestWeights(best if backup is not None else None,
+        resumable = backup is not None
+        keeper = BestWeights(best if resumable else None,
                              best_val_loss=min((e["val_loss"] for e in done.values()), default=math.inf))
-        callbacks = [keeper, Journal(journal)]
-        if backup is not None:
+        callbacks = [keeper, Journal(journal, durable=resumable)]
+        if resumable:
             callbacks.append(keras.callbacks.BackupAndRestore(state / "state", double_checkpoint=True))
         if recipe.patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience))
