@@ -111,13 +111,16 @@ SCENARIOS = {("small", "similar"): "feature_extraction", ("large", "similar"): "
              ("small", WORSE): "scratch", ("large", WORSE): "scratch"}
 
 
+def below_scratch_gain(m: Measurements, advisor: Advisor) -> bool:
+    return advisor.scratch_below_gain is not None and m.probe_gain < advisor.scratch_below_gain
+
+
 def scenario(m: Measurements, advisor: Advisor) -> tuple[str, str]:
     size = "small" if m.min_per_class < advisor.small_per_class else "large"
     if m.probe_gain >= advisor.similar_gain:
         domain = "similar"
-    elif (advisor.scratch_below_gain is not None and m.probe_gain < advisor.scratch_below_gain
-          and m.errors - m.random_errors >= advisor.min_error_gap):  # a few images are no evidence to drop the source
-        domain = WORSE
+    elif below_scratch_gain(m, advisor) and m.errors - m.random_errors >= advisor.min_error_gap:
+        domain = WORSE  # (a few more errors are no evidence to drop the source)
     else:
         domain = "different"
     return size, domain
@@ -135,7 +138,7 @@ def decide(m: Measurements, advisor: Advisor, *, top_part: int | float | str) ->
     elif domain == WORSE:
         threshold = (f"{below_scratch}, with {gap} more probe errors than the random base "
                      f"(advisor.min_error_gap={advisor.min_error_gap})")
-    elif advisor.scratch_below_gain is not None and m.probe_gain < advisor.scratch_below_gain:
+    elif below_scratch_gain(m, advisor):
         threshold = (f"{below_scratch} but with only {gap} more probe error(s) than the random base, fewer than "
                      f"advisor.min_error_gap={advisor.min_error_gap}: too few images to drop the source; below "
                      f"advisor.similar_gain={advisor.similar_gain:g}")

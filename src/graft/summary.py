@@ -43,19 +43,19 @@ def summarize(params: Params) -> str:
     if advice:
         lines.append(f"strategy:  {advice['plan']['label']} ({'the advisor: ' if advice['strategy'] == 'auto' else ''}"
                      f"{advice['scenario']['size']} and {advice['scenario']['domain']}; metrics/advice.json)")
-    final = "from scratch (shipped)" if scores.get("transfer_lift", {}).get("not_transferred") else "fine-tuned"
+    lift = scores.get("transfer_lift", {})
+    final = "from scratch (shipped)" if lift.get("not_transferred") else "fine-tuned"
     for name, label in (("head", "head phase (base frozen)"), ("finetuned", final)):
         if name in scores:
             s = scores[name]
             lines.append(f"{label + ':':26s} test accuracy {s['accuracy']:.2%} ({s['errors']} errors in {s['images']})")
-    if scores.get("transfer_lift", {}).get("not_transferred"):
-        lines.append(f"{'transfer lift:':26s} none: {scores['transfer_lift']['unavailable']}")
-    elif "unavailable" in scores.get("transfer_lift", {}):
-        lines.append(f"{'scratch baseline:':26s} {scores['transfer_lift']['unavailable']}; no transfer lift")
-    elif "transfer_lift" in scores:
-        t = scores["transfer_lift"]
-        lines.append(f"{'scratch baseline:':26s} test accuracy {t['scratch_accuracy']:.2%} (same network, random weights); "
-                     f"transfer {t['accuracy_points']:+.2f} points")
+    if lift.get("not_transferred"):
+        lines.append(f"{'transfer lift:':26s} none: {lift['unavailable']}")
+    elif "unavailable" in lift:
+        lines.append(f"{'scratch baseline:':26s} {lift['unavailable']}; no transfer lift")
+    elif lift:
+        lines.append(f"{'scratch baseline:':26s} test accuracy {lift['scratch_accuracy']:.2%} (same network, random "
+                     f"weights); transfer {lift['accuracy_points']:+.2f} points")
     if gate:
         lines.append("gate:      " + ("blessed" if gate["blessed"] else "NOT blessed: " + "; ".join(gate["reasons"])))
     if export:
