@@ -101,7 +101,7 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
         plain_path = Path(tmp) / "m.int8.plain.onnx"
         export.to_onnx(model, float_path, opset=17, metadata={})
         quantize(float_path, int8_path, calibration=calibration)
-        quantize(float_path, plain_path, calibration=calibration, pixels_as_quantized=False, float_input_conv=False)
+        quantize(float_path, plain_path, calibration=calibration, pixels_as_quantized=False)
         paths = (float_path, int8_path, plain_path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: onnxruntime's default

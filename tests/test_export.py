@@ -54,8 +54,8 @@ def test_int8_reads_the_uint8_pixels_as_a_quantized_tensor(tmp_path, folder):
     rng = np.random.default_rng(0)
     calibration = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)  # spans 0 to 255
     plain, rewritten = tmp_path / "plain.onnx", tmp_path / "rewritten.onnx"
-    quantize(folder / "model.onnx", plain, calibration=calibration, pixels_as_quantized=False, float_input_conv=False)
-    quantize(folder / "model.onnx", rewritten, calibration=calibration, float_input_conv=False)
+    quantize(folder / "model.onnx", plain, calibration=calibration, pixels_as_quantized=False)
+    quantize(folder / "model.onnx", rewritten, calibration=calibration, pack_columns=False)
     before = [n.op_type for n in onnx.load(str(plain)).graph.node]
     graph = onnx.load(str(rewritten)).graph
     after = [n.op_type for n in graph.node]
@@ -87,28 +87,25 @@ def _optimized_ops(path, tmp_path) -> list[str]:
     return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
 
 
-def test_int8_keeps_the_single_channel_input_conv_in_float(tmp_path, folder):
-    """The first convolution reads one (grayscale) channel: it stays float, fed float(x)/255 as in
-    the float model; every other convolution is int8."""
+def test_int8_first_convolution_reads_packed_pixel_columns(tmp_path, folder):
+    """The grayscale first convolution runs in int8 on four pixel columns packed into channels:
+    every convolution is int8, onnxruntime runs no transpose between them, and the outputs are the
+    unpacked int8 model's, bit for bit."""
     rng = np.random.default_rng(1)
     calibration = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
-    plain, rewritten = tmp_path / "plain.onnx", tmp_path / "rewritten.onnx"
-    quantize(folder / "model.onnx", plain, calibration=calibration, pixels_as_quantized=False)
-    quantize(folder / "model.onnx", rewritten, calibration=calibration)
+    packed, unpacked = tmp_path / "packed.onnx", tmp_path / "unpacked.onnx"
+    quantize(folder / "model.onnx", packed, calibration=calibration)
+    quantize(folder / "model.onnx", unpacked, calibration=calibration, pack_columns=False)
     convs = sum(n.op_type == "Conv" for n in onnx.load(str(folder / "model.onnx")).graph.node)
-    ops = _optimized_ops(rewritten, tmp_path)
-    float_convs = sum(op in ("Conv", "FusedConv") for op in ops)
-    assert float_convs == 1 and ops.count("QLinearConv") == convs - 1 and "QLinearMul" not in ops
-    # without the pass, onnxruntime would quantize that convolution on loading the model anyway
-    assert _optimized_ops(plain, tmp_path).count("QLinearConv") == convs
-    # the same model by ONNX's semantics: with every Q/DQ pair run as written, the same outputs
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    ops = _optimized_ops(packed, tmp_path)
+    last_conv = len(ops) - 1 - ops[::-1].index("QLinearConv")
+    assert ops.count("QLinearConv") == convs and "Conv" not in ops and "Transpose" not in ops[:last_conv]
+    assert "Transpose" in _optimized_ops(unpacked, tmp_path)  # what the packing saves
     x = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
     x[0], x[1] = 0, 255
-    ours, theirs = (ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-                    .run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x})[0] for p in (rewritten, plain))
-    assert np.abs(ours - theirs).max() <= 1e-6
+    for batch_size in (1, 32):
+        ours, theirs = (export.onnx_predict(p, x, batch_size=batch_size) for p in (packed, unpacked))
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_pixel_pass_leaves_other_graphs_alone(folder):

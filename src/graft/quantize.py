@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from graft import onnx_meta
-from graft.onnx_passes import LAYOUT_OPS, is_layout_step, sole_consumer
+from graft.onnx_passes import is_layout_step, sole_consumer
 
 
 class _Batches:
@@ -23,11 +23,12 @@ class _Batches:
 
 
 def quantize(float_model: Path, out: Path, *, calibration: np.ndarray, pixels_as_quantized: bool = True,
-             float_input_conv: bool = True) -> None:
+             pack_columns: bool = True) -> None:
     """Write an int8 QDQ model (int8 weights per channel, uint8 activations: the VNNI fast path).
     With ``pixels_as_quantized``, the uint8 input feeds the first op directly
-    (:func:`pixels_as_quantized_input`); with ``float_input_conv`` too, a first convolution over
-    a single input channel stays in float (:func:`single_channel_input_conv`)."""
+    (:func:`pixels_as_quantized_input`); with ``pack_columns`` too, a first convolution over one
+    or three input channels reads the pixels with columns packed into channels
+    (:func:`pack_pixel_columns`). Both passes keep every output bit."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -35,49 +36,18 @@ def quantize(float_model: Path, out: Path, *, calibration: np.ndarray, pixels_as
     with tempfile.TemporaryDirectory(prefix="graft-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
-        conv = single_channel_input_conv(onnx.load(str(prepared))) if float_input_conv else None
         quantize_static(str(prepared), str(out), _Batches(calibration), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=[conv] if conv else [])
+                        calibrate_method=CalibrationMethod.MinMax)
     source, proto = onnx.load(str(float_model)), onnx.load(str(out))
-    if pixels_as_quantized:
-        pixels_as_quantized_input(proto)
+    if pixels_as_quantized and pixels_as_quantized_input(proto) and pack_columns:
+        pack_pixel_columns(proto)
     # keep the float model's metadata (classes, input contract, provenance) on the int8 file
     del proto.metadata_props[:]
     proto.metadata_props.extend(source.metadata_props)
     proto.metadata_props.add(key="graft.precision", value="int8")
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
-
-
-def single_channel_input_conv(model) -> str | None:
-    """The name of the float model's first convolution when it reads one channel (grayscale
-    pixels) straight from the pixel scaling (``Cast``, ``Mul``, layout ops), else None.
-
-    onnxruntime's int8 convolution is slow on a single input channel: a 3x3 kernel gives dot
-    products of length 9, so the time goes into per-pixel work rather than arithmetic. On the
-    default model (profiled on one thread, batch 32) it took about 570 us, a quarter of the int8
-    model's time, against about 100 us for the same convolution in float (onnxruntime's blocked
-    kernel, the whole batch at once). It is 1.5% of the model's FLOPs; kept in float it is
-    faster and no less accurate (its input is exact, see :func:`pixels_as_quantized_input`); its
-    output is quantized for the next convolution as before."""
-    from onnx import numpy_helper
-
-    graph = model.graph
-    initializers = {i.name: i for i in graph.initializer}
-    only_consumer = sole_consumer(graph)
-    tensor = graph.input[0].name
-    while (node := only_consumer(tensor)) is not None:
-        if node.op_type == "Conv":
-            weight = initializers.get(node.input[1])
-            group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            if weight is not None and group == 1 and numpy_helper.to_array(weight).shape[1] == 1:
-                return node.name
-            return None
-        if node.op_type not in ("Cast", "Mul", *LAYOUT_OPS):
-            return None
-        tensor = node.output[0]
-    return None
 
 
 def pixels_as_quantized_input(model) -> bool:
@@ -93,10 +63,6 @@ def pixels_as_quantized_input(model) -> bool:
     pixels directly. Its input is then the float model's ``float(x) * c`` itself rather than a
     re-quantized copy (the same values when the calibration images reached 255: the pixel
     scaling's calibrated scale is then ``c``; otherwise the unrewritten model would clip).
-
-    When the op after the scaling was kept in float (:func:`single_channel_input_conv`), the
-    pixels reach it as ``Cast`` and ``Mul(c)`` instead (after the layout ops, on uint8): a
-    DequantizeLinear there would make onnxruntime quantize that convolution after all.
 
     Changes ``model`` (an onnx ModelProto from ``quantize_static``, QDQ format) in place and
     returns True; returns False and leaves it untouched when the graph does not start that way
@@ -163,17 +129,10 @@ def pixels_as_quantized_input(model) -> bool:
         tensor = copy.output[0]
     scale = f"{pixels.name}_scale"
     graph.initializer.append(numpy_helper.from_array(np.array(factors[0], np.float32), scale))
-    following = only_consumer(end)
-    if following is not None and following.op_type == "Conv" and following.input[1] in initializers:
-        # a float convolution (excluded from quantization): float(x) * c, as the float model computes it
-        new_nodes += [helper.make_node("Cast", [tensor], [f"{pixels.name}_float"], name=f"{pixels.name}_Cast",
-                                       to=TensorProto.FLOAT),
-                      helper.make_node("Mul", [f"{pixels.name}_float", scale], [end], name=f"{pixels.name}_Mul")]
-    else:
-        zero_point = f"{pixels.name}_zero_point"
-        graph.initializer.append(numpy_helper.from_array(np.array(0, np.uint8), zero_point))
-        new_nodes.append(helper.make_node("DequantizeLinear", [tensor, scale, zero_point], [end],
-                                          name=f"{pixels.name}_DequantizeLinear"))
+    zero_point = f"{pixels.name}_zero_point"
+    graph.initializer.append(numpy_helper.from_array(np.array(0, np.uint8), zero_point))
+    new_nodes.append(helper.make_node("DequantizeLinear", [tensor, scale, zero_point], [end],
+                                      name=f"{pixels.name}_DequantizeLinear"))
 
     gone = {id(node) for node in removed + layout}
     first = next(i for i, node in enumerate(graph.node) if id(node) in gone)
@@ -192,3 +151,142 @@ def pixels_as_quantized_input(model) -> bool:
     for info in stale:
         graph.value_info.remove(info)
     return True
+
+
+def pack_pixel_columns(model, *, factor: int = 4) -> bool:
+    """Run the first int8 convolution on pixels whose columns are packed into channels.
+
+    onnxruntime's fast int8 convolution (batch-parallel, VNNI) needs a multiple of 4 input
+    channels; a first convolution over grayscale (1) or RGB (3) pixels takes the slow path: dot
+    products of 9 or 27, per-image work, about a quarter of the default model's int8 time. But a
+    stride-1 convolution over ``[H, W, C]`` is also a convolution over ``[H, W/f, f*C]`` (``f``
+    neighbouring columns side by side in the channels, which in NHWC memory is only a reshape)
+    with ``f`` times the output channels, one set per packed column, and a kernel that reaches
+    ``ceil(pad/f)`` packed columns either way. Its output ``[H, W/f, f*O]`` is ``[H, W, O]``
+    again by a reshape. The packed kernel holds the same int8 weights, with zeros where a packed
+    column falls outside the original kernel, so every integer sum and every output bit is the
+    same; onnxruntime runs it (``[N, 28, 7, 4]`` in, 64 channels out on the default model) with
+    no transposes around it, since both reshapes stay in its NHWC layout.
+
+    Applies to ``pixels (uint8 NHWC) -> layout op to NCHW -> DequantizeLinear -> Conv (int8
+    weights, stride 1, odd kernel with 'same' padding) -> [Relu ->] QuantizeLinear`` when ``C``
+    is not a multiple of 4 and ``f`` divides ``W`` (run :func:`pixels_as_quantized_input`
+    first). Changes ``model`` in place and returns True; otherwise returns False and leaves it
+    untouched."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    producer = {name: node for node in graph.node for name in node.output}
+    only_consumer = sole_consumer(graph)
+    pixels = graph.input[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in pixels.type.tensor_type.shape.dim]
+    if len(dims) != 4 or None in dims[1:]:
+        return False
+    height, width, channels = dims[1:]
+    if channels % 4 == 0 or width % factor:
+        return False
+
+    layout = only_consumer(pixels.name)
+    pixel_dq = layout and only_consumer(layout.output[0])
+    conv = pixel_dq and only_consumer(pixel_dq.output[0])
+    if not (conv and pixel_dq.op_type == "DequantizeLinear" and conv.op_type == "Conv" and conv.input[0] == pixel_dq.output[0]
+            and _nhwc_to_nchw(layout, channels, initializers)):
+        return False
+    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+    weight_dq = producer.get(conv.input[1])
+    bias_dq = producer.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+    if weight_dq is None or weight_dq.op_type != "DequantizeLinear" or weight_dq.input[0] not in initializers:
+        return False
+    weight = numpy_helper.to_array(initializers[weight_dq.input[0]])
+    outputs, _, kernel_h, kernel_w = weight.shape
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    pad_h, pad_w = pads[0], pads[1]
+    if (attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") != b"NOTSET"
+            or any(s != 1 for s in attrs.get("strides", [1, 1])) or any(d != 1 for d in attrs.get("dilations", [1, 1]))
+            or list(pads) != [pad_h, pad_w, pad_h, pad_w] or kernel_h != 2 * pad_h + 1 or kernel_w != 2 * pad_w + 1):
+        return False
+    activation = only_consumer(conv.output[0])
+    if activation is not None and activation.op_type == "Relu":
+        quantize_node = only_consumer(activation.output[0])
+    else:
+        quantize_node = activation
+    if (quantize_node is None or quantize_node.op_type != "QuantizeLinear" or quantize_node.input[1] not in initializers
+            or numpy_helper.to_array(initializers[quantize_node.input[1]]).size != 1):
+        return False  # the unpacking reshape needs one scale for all output channels
+    if bias_dq is not None and bias_dq.op_type != "DequantizeLinear":
+        return False
+    # the int8 weights, then their scales and zero points, the bias and its own: per output channel
+    constants = [name for node in (weight_dq, bias_dq) if node is not None for name in node.input]
+    readers = [name for node in graph.node for name in node.input]
+    if not all(name in initializers and readers.count(name) == 1 for name in constants):
+        return False  # computed, or shared with another node that must not change
+
+    reach = -(-pad_w // factor)  # packed columns the kernel reaches on either side
+    packed = np.zeros((factor * outputs, factor * channels, kernel_h, 2 * reach + 1), weight.dtype)
+    for k in range(factor):  # output column k of a packed column, input column m
+        for m in range(factor):
+            for column in range(2 * reach + 1):
+                dx = factor * (column - reach) + m - k  # offset in the original columns
+                if -pad_w <= dx <= pad_w:
+                    packed[k * outputs:(k + 1) * outputs, m * channels:(m + 1) * channels, :, column] = \
+                        weight[:, :, :, dx + pad_w]
+    initializers[weight_dq.input[0]].CopyFrom(numpy_helper.from_array(packed, weight_dq.input[0]))
+    for name in constants[1:]:  # the same for each of the f sets of output channels
+        value = numpy_helper.to_array(initializers[name])
+        if value.size == outputs:
+            initializers[name].CopyFrom(numpy_helper.from_array(np.tile(value, factor), name))
+    for attr in conv.attribute:
+        if attr.name == "pads":
+            attr.ints[:] = [pad_h, reach, pad_h, reach]
+        elif attr.name == "kernel_shape":
+            attr.ints[:] = [kernel_h, 2 * reach + 1]
+
+    pack_shape, unpack_shape = f"{pixels.name}_packed_shape", f"{quantize_node.output[0]}_unpacked_shape"
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array([-1, height, width // factor, factor * channels], np.int64), pack_shape),
+        numpy_helper.from_array(np.array([-1, height, width, outputs], np.int64), unpack_shape)])
+    packed_pixels = f"{pixels.name}_packed"
+    pack = [helper.make_node("Reshape", [pixels.name, pack_shape], [packed_pixels], name=f"{pixels.name}_pack"),
+            helper.make_node("Transpose", [packed_pixels], [pixel_dq.input[0]], name=f"{pixels.name}_pack_nchw",
+                             perm=[0, 3, 1, 2])]
+    quantized = quantize_node.output[0]
+    unpacked = f"{quantized}_unpacked"
+    unpack = [helper.make_node("Transpose", [quantized], [f"{quantized}_nhwc"], name=f"{quantized}_nhwc", perm=[0, 2, 3, 1]),
+              helper.make_node("Reshape", [f"{quantized}_nhwc", unpack_shape], [f"{unpacked}_nhwc"], name=f"{quantized}_unpack"),
+              helper.make_node("Transpose", [f"{unpacked}_nhwc"], [unpacked], name=f"{quantized}_nchw", perm=[0, 3, 1, 2])]
+    for node in graph.node:
+        node.input[:] = [unpacked if name == quantized else name for name in node.input]
+    nodes = []
+    for node in graph.node:
+        if node is layout:
+            nodes += pack
+            continue
+        nodes.append(node)
+        if node is quantize_node:
+            nodes += unpack
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    for initializer in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(initializer)
+    changed = {pixel_dq.input[0], pixel_dq.output[0], conv.output[0], quantized}
+    if activation is not quantize_node:
+        changed.add(activation.output[0])
+    for info in [v for v in graph.value_info if v.name in changed]:
+        graph.value_info.remove(info)
+    return True
+
+
+def _nhwc_to_nchw(node, channels: int, initializers) -> bool:
+    """``node`` turns NHWC pixels into NCHW: a Transpose (0, 3, 1, 2), or, for one channel, a
+    Reshape to ``[N, 1, H, W]``."""
+    from onnx import helper, numpy_helper
+
+    if node.op_type == "Transpose":
+        perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
+        return list(perm or []) == [0, 3, 1, 2]
+    if node.op_type == "Reshape" and channels == 1 and node.input[1] in initializers:
+        shape = numpy_helper.to_array(initializers[node.input[1]])
+        return len(shape) == 4 and shape[1] == 1
+    return False
