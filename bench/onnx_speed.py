@@ -15,6 +15,8 @@ a QLinearMul, the first convolution in int8) is timed beside it for comparison. 
 throughput is measured in interleaved rounds (each engine for 1 s per round, in turn), and
 the median round is reported, so that a change in the machine's load hits every engine alike;
 the int8/float ratio is also given per round (median, min-max). The load average is printed.
+onnxruntime runs in a subprocess without TensorFlow (``bench/ort_worker.py``), as consumers run
+it; this process drives it one measurement at a time, so its rounds still interleave with Keras'.
 ``--threads N`` gives every onnxruntime session N intra-op threads (default: onnxruntime's
 choice, one per core); float and int8 always run with the same session options.
 """
@@ -22,8 +24,10 @@ choice, one per core); float and int8 always run with the same session options.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,39 +93,64 @@ def throughput(fn, x, seconds: float = 1.0) -> float:
     return done / (time.perf_counter() - start)
 
 
+class OrtWorker:
+    """onnxruntime sessions in a subprocess without TensorFlow (``bench/ort_worker.py``)."""
+
+    def __init__(self, models: dict[str, Path], shape, threads: int):
+        command = [sys.executable, str(Path(__file__).with_name("ort_worker.py")), "--threads", str(threads),
+                   "--shape", ",".join(str(d) for d in shape), "--input", onnx_meta.INPUT_NAME,
+                   "--output", onnx_meta.OUTPUT_NAME, *(f"{name}={path}" for name, path in models.items())]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._answer() == "ready"
+
+    def _answer(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"onnxruntime worker exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def ask(self, command: str, name: str, amount) -> float | list[float]:
+        self.process.stdin.write(f"{command} {name} {amount}\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
 def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, rounds: int = 5,
           threads: int = 0) -> list[str]:
-    import onnxruntime as ort
-
     shape = model.input_shape[1:]
     rng = np.random.default_rng(0)
     x1, x32 = (rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in (1, 32))
     with tempfile.TemporaryDirectory() as tmp:
-        float_path, int8_path = Path(tmp) / "m.onnx", Path(tmp) / "m.int8.onnx"
-        plain_path = Path(tmp) / "m.int8.plain.onnx"
-        export.to_onnx(model, float_path, opset=17, metadata={})
-        quantize(float_path, int8_path, calibration=calibration)
-        quantize(float_path, plain_path, calibration=calibration, pixels_as_quantized=False)
-        paths = (float_path, int8_path, plain_path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: onnxruntime's default
-        sessions = {p: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for p in paths}
+        onnx_models = {"float": Path(tmp) / "m.onnx", "int8": Path(tmp) / "m.int8.onnx",
+                       "plain": Path(tmp) / "m.int8.plain.onnx"}
+        export.to_onnx(model, onnx_models["float"], opset=17, metadata={})
+        quantize(onnx_models["float"], onnx_models["int8"], calibration=calibration)
+        quantize(onnx_models["float"], onnx_models["plain"], calibration=calibration, pixels_as_quantized=False)
+        worker = OrtWorker(onnx_models, shape, threads)
 
-        def run_onnx(path):
-            return lambda x: sessions[path].run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x})
+        def keras(fn):
+            return (lambda: latency_ms(fn, x1, runs)), (lambda: throughput(fn, x32))
+
+        def onnx(key):
+            return (lambda: worker.ask("latency", key, runs)), (lambda: worker.ask("throughput", key, 1.0))
 
         engines = {
-            "Keras `predict`": lambda x: model.predict(x, verbose=0),
-            "Keras direct call": lambda x: model(x, training=False),
-            "onnxruntime float": run_onnx(float_path),
-            "onnxruntime int8": run_onnx(int8_path),
-            "onnxruntime int8, plain quantize_static": run_onnx(plain_path),
+            "Keras `predict`": keras(lambda x: model.predict(x, verbose=0)),
+            "Keras direct call": keras(lambda x: model(x, training=False)),
+            "onnxruntime float": onnx("float"),
+            "onnxruntime int8": onnx("int8"),
+            "onnxruntime int8, plain quantize_static": onnx("plain"),
         }
-        latency = {engine: latency_ms(fn, x1, runs) for engine, fn in engines.items()}
+        latency = {engine: tuple(timed_latency()) for engine, (timed_latency, _) in engines.items()}
         per_round = {engine: [] for engine in engines}
         for _ in range(rounds):
-            for engine, fn in engines.items():
-                per_round[engine].append(throughput(fn, x32))
+            for engine, (_, timed_throughput) in engines.items():
+                per_round[engine].append(timed_throughput())
+        worker.close()
         results = {engine: (*latency[engine], statistics.median(per_round[engine])) for engine in engines}
         for engine in engines:
             print(f"{name} / {engine}: {results[engine]}, rounds {[round(v) for v in per_round[engine]]}",

@@ -1,0 +1,64 @@
+"""onnxruntime timings in a process without TensorFlow, as consumers run the model; driven by
+``bench/onnx_speed.py`` one command at a time, so that its rounds interleave with Keras'.
+
+    python bench/ort_worker.py --threads N --shape H,W,C --input NAME --output NAME name=path.onnx [...]
+
+Reads commands on stdin, one per line, and answers each with one JSON line on stdout:
+``latency <name> <runs>`` -> ``[p50_ms, p99_ms]`` of single-image calls;
+``throughput <name> <seconds>`` -> images/s at batch 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--shape", required=True)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("models", nargs="+")
+    args = parser.parse_args()
+    shape = tuple(int(d) for d in args.shape.split(","))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads  # 0: onnxruntime's default
+    sessions = {}
+    for item in args.models:
+        name, path = item.split("=", 1)
+        sessions[name] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    assert "tensorflow" not in sys.modules, "the onnxruntime worker must run without TensorFlow"
+    rng = np.random.default_rng(0)
+    x1, x32 = (rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in (1, 32))
+    print(json.dumps("ready"), flush=True)
+    for line in sys.stdin:
+        command, name, amount = line.split()
+        run = sessions[name].run
+        if command == "latency":
+            run([args.output], {args.input: x1})
+            times = []
+            for _ in range(int(amount)):
+                start = time.perf_counter()
+                run([args.output], {args.input: x1})
+                times.append((time.perf_counter() - start) * 1e3)
+            times.sort()
+            answer = [statistics.median(times), times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]]
+        else:
+            run([args.output], {args.input: x32})
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() - start < float(amount):
+                run([args.output], {args.input: x32})
+                done += len(x32)
+            answer = done / (time.perf_counter() - start)
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()
