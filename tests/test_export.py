@@ -40,6 +40,7 @@ def test_int8_is_shipped_only_within_the_accuracy_budget(folder):
     assert (folder / "model.int8.onnx").exists() == int8["shipped"]
     if int8["shipped"]:
         assert int8["drop_points"] <= int8["max_drop_points"]
+        assert int8["graph_passes"] == {"pixels_as_quantized_input": True, "pack_pixel_columns": True}
         session = ort.InferenceSession(str(folder / "model.int8.onnx"))
         assert onnx_meta.read(session)["precision"] == "int8"
         assert any(node.op_type == "QuantizeLinear" for node in __import__("onnx").load(

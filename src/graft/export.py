@@ -106,14 +106,14 @@ def try_int8(float_path: Path, out: Path, *, calibration: np.ndarray, x: np.ndar
     from graft.quantize import quantize
 
     try:
-        quantize(float_path, out, calibration=calibration)
+        passes = quantize(float_path, out, calibration=calibration)
         accuracy = float((onnx_predict(out, x, batch_size=32).argmax(1) == y).mean())
     except Exception as err:  # quantization is an optional extra: report, ship the float model
         out.unlink(missing_ok=True)
         return {"shipped": False, "reason": f"quantization failed: {err.__class__.__name__}: {err}"}
     drop = (float_accuracy - accuracy) * 100
     report = {"accuracy": accuracy, "float_accuracy": float_accuracy, "drop_points": round(drop, 4),
-              "max_drop_points": max_drop_points, "shipped": drop <= max_drop_points}
+              "max_drop_points": max_drop_points, "shipped": drop <= max_drop_points, "graph_passes": passes}
     if not report["shipped"]:
         out.unlink()
         report["reason"] = f"test accuracy {drop:.2f} points below float (limit {max_drop_points})"

@@ -23,12 +23,13 @@ class _Batches:
 
 
 def quantize(float_model: Path, out: Path, *, calibration: np.ndarray, pixels_as_quantized: bool = True,
-             pack_columns: bool = True) -> None:
+             pack_columns: bool = True) -> dict[str, bool]:
     """Write an int8 QDQ model (int8 weights per channel, uint8 activations: the VNNI fast path).
     With ``pixels_as_quantized``, the uint8 input feeds the first op directly
-    (:func:`pixels_as_quantized_input`); with ``pack_columns`` too, a first convolution over one
-    or three input channels reads the pixels with columns packed into channels
-    (:func:`pack_pixel_columns`). Both passes keep every output bit."""
+    (:func:`pixels_as_quantized_input`); with ``pack_columns`` too, a first convolution over a
+    number of input channels that is not a multiple of 4 (grayscale, RGB) reads the pixels with
+    columns packed into channels (:func:`pack_pixel_columns`). Both passes keep every output bit.
+    Returns which of them applied (a graph they do not match is left as quantize_static wrote it)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -40,14 +41,15 @@ def quantize(float_model: Path, out: Path, *, calibration: np.ndarray, pixels_as
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                         calibrate_method=CalibrationMethod.MinMax)
     source, proto = onnx.load(str(float_model)), onnx.load(str(out))
-    if pixels_as_quantized and pixels_as_quantized_input(proto) and pack_columns:
-        pack_pixel_columns(proto)
+    passes = {"pixels_as_quantized_input": pixels_as_quantized and pixels_as_quantized_input(proto)}
+    passes["pack_pixel_columns"] = pack_columns and passes["pixels_as_quantized_input"] and pack_pixel_columns(proto)
     # keep the float model's metadata (classes, input contract, provenance) on the int8 file
     del proto.metadata_props[:]
     proto.metadata_props.extend(source.metadata_props)
     proto.metadata_props.add(key="graft.precision", value="int8")
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
+    return passes
 
 
 def pixels_as_quantized_input(model) -> bool:
@@ -164,64 +166,27 @@ def pack_pixel_columns(model, *, factor: int = 4) -> bool:
     with ``f`` times the output channels, one set per packed column, and a kernel that reaches
     ``ceil(pad/f)`` packed columns either way. Its output ``[H, W/f, f*O]`` is ``[H, W, O]``
     again by a reshape. The packed kernel holds the same int8 weights, with zeros where a packed
-    column falls outside the original kernel, so every integer sum and every output bit is the
-    same; onnxruntime runs it (``[N, 28, 7, 4]`` in, 64 channels out on the default model) with
-    no transposes around it, since both reshapes stay in its NHWC layout.
+    column falls outside the original kernel, so every integer sum is the same (by ONNX's
+    semantics; onnxruntime's VNNI kernels compute them exactly, so the outputs are bit-identical).
+    onnxruntime runs it (``[N, 28, 7, 4]`` in, 64 channels out on the default model) with no
+    transposes around it, since both reshapes stay in its NHWC layout.
 
     Applies to ``pixels (uint8 NHWC) -> layout op to NCHW -> DequantizeLinear -> Conv (int8
-    weights, stride 1, odd kernel with 'same' padding) -> [Relu ->] QuantizeLinear`` when ``C``
-    is not a multiple of 4 and ``f`` divides ``W`` (run :func:`pixels_as_quantized_input`
-    first). Changes ``model`` in place and returns True; otherwise returns False and leaves it
-    untouched."""
+    weights with zero points 0, stride 1, odd kernel with 'same' padding) -> [Relu ->]
+    QuantizeLinear (one scale)`` when ``C`` is not a multiple of 4 and ``f`` divides ``W`` (run
+    :func:`pixels_as_quantized_input` first). Changes ``model`` in place and returns True;
+    otherwise returns False and leaves it untouched."""
     from onnx import helper, numpy_helper
 
+    match = _packable_input_conv(model, factor)
+    if match is None:
+        return False
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
-    producer = {name: node for node in graph.node for name in node.output}
-    only_consumer = sole_consumer(graph)
-    pixels = graph.input[0]
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in pixels.type.tensor_type.shape.dim]
-    if len(dims) != 4 or None in dims[1:]:
-        return False
-    height, width, channels = dims[1:]
-    if channels % 4 == 0 or width % factor:
-        return False
-
-    layout = only_consumer(pixels.name)
-    pixel_dq = layout and only_consumer(layout.output[0])
-    conv = pixel_dq and only_consumer(pixel_dq.output[0])
-    if not (conv and pixel_dq.op_type == "DequantizeLinear" and conv.op_type == "Conv" and conv.input[0] == pixel_dq.output[0]
-            and _nhwc_to_nchw(layout, channels, initializers)):
-        return False
-    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
-    weight_dq = producer.get(conv.input[1])
-    bias_dq = producer.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
-    if weight_dq is None or weight_dq.op_type != "DequantizeLinear" or weight_dq.input[0] not in initializers:
-        return False
+    layout, pixel_dq, conv, weight_dq, bias_dq, quantize_node, (height, width, channels) = match
     weight = numpy_helper.to_array(initializers[weight_dq.input[0]])
     outputs, _, kernel_h, kernel_w = weight.shape
-    pads = attrs.get("pads", [0, 0, 0, 0])
-    pad_h, pad_w = pads[0], pads[1]
-    if (attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") != b"NOTSET"
-            or any(s != 1 for s in attrs.get("strides", [1, 1])) or any(d != 1 for d in attrs.get("dilations", [1, 1]))
-            or list(pads) != [pad_h, pad_w, pad_h, pad_w] or kernel_h != 2 * pad_h + 1 or kernel_w != 2 * pad_w + 1):
-        return False
-    activation = only_consumer(conv.output[0])
-    if activation is not None and activation.op_type == "Relu":
-        quantize_node = only_consumer(activation.output[0])
-    else:
-        quantize_node = activation
-    if (quantize_node is None or quantize_node.op_type != "QuantizeLinear" or quantize_node.input[1] not in initializers
-            or numpy_helper.to_array(initializers[quantize_node.input[1]]).size != 1):
-        return False  # the unpacking reshape needs one scale for all output channels
-    if bias_dq is not None and bias_dq.op_type != "DequantizeLinear":
-        return False
-    # the int8 weights, then their scales and zero points, the bias and its own: per output channel
-    constants = [name for node in (weight_dq, bias_dq) if node is not None for name in node.input]
-    readers = [name for node in graph.node for name in node.input]
-    if not all(name in initializers and readers.count(name) == 1 for name in constants):
-        return False  # computed, or shared with another node that must not change
-
+    pad_h, pad_w = kernel_h // 2, kernel_w // 2
     reach = -(-pad_w // factor)  # packed columns the kernel reaches on either side
     packed = np.zeros((factor * outputs, factor * channels, kernel_h, 2 * reach + 1), weight.dtype)
     for k in range(factor):  # output column k of a packed column, input column m
@@ -232,9 +197,10 @@ def pack_pixel_columns(model, *, factor: int = 4) -> bool:
                     packed[k * outputs:(k + 1) * outputs, m * channels:(m + 1) * channels, :, column] = \
                         weight[:, :, :, dx + pad_w]
     initializers[weight_dq.input[0]].CopyFrom(numpy_helper.from_array(packed, weight_dq.input[0]))
-    for name in constants[1:]:  # the same for each of the f sets of output channels
+    per_channel = [*weight_dq.input[1:], *(bias_dq.input if bias_dq is not None else [])]
+    for name in filter(None, per_channel):  # the same for each of the f sets of output channels
         value = numpy_helper.to_array(initializers[name])
-        if value.size == outputs:
+        if value.ndim == 1:  # 0-d: one value for all channels, left as it is
             initializers[name].CopyFrom(numpy_helper.from_array(np.tile(value, factor), name))
     for attr in conv.attribute:
         if attr.name == "pads":
@@ -242,13 +208,14 @@ def pack_pixel_columns(model, *, factor: int = 4) -> bool:
         elif attr.name == "kernel_shape":
             attr.ints[:] = [kernel_h, 2 * reach + 1]
 
-    pack_shape, unpack_shape = f"{pixels.name}_packed_shape", f"{quantize_node.output[0]}_unpacked_shape"
+    pack_shape, unpack_shape = f"{graph.input[0].name}_packed_shape", f"{quantize_node.output[0]}_unpacked_shape"
     graph.initializer.extend([
         numpy_helper.from_array(np.array([-1, height, width // factor, factor * channels], np.int64), pack_shape),
         numpy_helper.from_array(np.array([-1, height, width, outputs], np.int64), unpack_shape)])
-    packed_pixels = f"{pixels.name}_packed"
-    pack = [helper.make_node("Reshape", [pixels.name, pack_shape], [packed_pixels], name=f"{pixels.name}_pack"),
-            helper.make_node("Transpose", [packed_pixels], [pixel_dq.input[0]], name=f"{pixels.name}_pack_nchw",
+    packed_pixels = f"{graph.input[0].name}_packed"
+    pack = [helper.make_node("Reshape", [graph.input[0].name, pack_shape], [packed_pixels],
+                             name=f"{graph.input[0].name}_pack"),
+            helper.make_node("Transpose", [packed_pixels], [pixel_dq.input[0]], name=f"{graph.input[0].name}_pack_nchw",
                              perm=[0, 3, 1, 2])]
     quantized = quantize_node.output[0]
     unpacked = f"{quantized}_unpacked"
@@ -270,23 +237,90 @@ def pack_pixel_columns(model, *, factor: int = 4) -> bool:
     used = {name for node in graph.node for name in node.input}
     for initializer in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(initializer)
-    changed = {pixel_dq.input[0], pixel_dq.output[0], conv.output[0], quantized}
-    if activation is not quantize_node:
-        changed.add(activation.output[0])
-    for info in [v for v in graph.value_info if v.name in changed]:
+    reshaped = {pixel_dq.input[0], pixel_dq.output[0], weight_dq.output[0], conv.output[0], quantize_node.input[0],
+                quantized, *([bias_dq.output[0]] if bias_dq is not None else [])}
+    for info in [v for v in graph.value_info if v.name in reshaped]:
         graph.value_info.remove(info)
     return True
 
 
-def _nhwc_to_nchw(node, channels: int, initializers) -> bool:
-    """``node`` turns NHWC pixels into NCHW: a Transpose (0, 3, 1, 2), or, for one channel, a
-    Reshape to ``[N, 1, H, W]``."""
+def _packable_input_conv(model, factor: int):
+    """The nodes :func:`pack_pixel_columns` rewrites, and the pixels' (H, W, C); None when the
+    graph does not start with exactly that chain or any condition of the packing fails."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    producer = {name: node for node in graph.node for name in node.output}
+    only_consumer = sole_consumer(graph)
+    readers = [name for node in graph.node for name in node.input]
+
+    def constant(name: str):
+        return numpy_helper.to_array(initializers[name]) if name in initializers else None
+
+    def used_once(*names: str) -> bool:  # constants no other node reads (changing them changes only this conv)
+        return all(name in initializers and readers.count(name) == 1 for name in names if name)
+
+    def axis(node) -> int:
+        return next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+
+    pixels = graph.input[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in pixels.type.tensor_type.shape.dim]
+    if pixels.type.tensor_type.elem_type != TensorProto.UINT8 or len(dims) != 4 or None in dims[1:]:
+        return None
+    height, width, channels = dims[1:]
+    if channels % 4 == 0 or width % factor:
+        return None
+    layout = only_consumer(pixels.name)
+    pixel_dq = layout and only_consumer(layout.output[0])
+    conv = pixel_dq and only_consumer(pixel_dq.output[0])
+    if (conv is None or not _nhwc_to_nchw(layout, (height, width, channels), initializers)
+            or pixel_dq.op_type != "DequantizeLinear" or conv.op_type != "Conv" or conv.input[0] != pixel_dq.output[0]
+            or any(v is None or v.size != 1 for v in map(constant, filter(None, pixel_dq.input[1:])))):
+        return None
+    weight_dq = producer.get(conv.input[1])
+    if (weight_dq is None or weight_dq.op_type != "DequantizeLinear" or only_consumer(weight_dq.output[0]) is not conv
+            or not used_once(*weight_dq.input)):
+        return None
+    weight, scale, *zero = (constant(name) for name in weight_dq.input)
+    if weight.dtype != np.int8 or weight.ndim != 4 or weight.shape[1] != channels or (zero and np.any(zero[0])):
+        return None  # the packed kernel's zeros are weight 0 only for int8 with zero point 0
+    outputs, _, kernel_h, kernel_w = weight.shape
+    if not (scale.ndim == 0 or (scale.shape == (outputs,) and axis(weight_dq) == 0)):
+        return None
+    bias_dq = producer.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+    if len(conv.input) > 2 and conv.input[2]:
+        if (bias_dq is None or bias_dq.op_type != "DequantizeLinear" or only_consumer(bias_dq.output[0]) is not conv
+                or not used_once(*bias_dq.input)):
+            return None  # e.g. a float bias: it would need tiling too
+        bias, bias_scale, *_ = (constant(name) for name in bias_dq.input)
+        if bias.shape != (outputs,) or not (bias_scale.ndim == 0 or bias_scale.shape == (outputs,)):
+            return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+    pad_h, pad_w = kernel_h // 2, kernel_w // 2
+    if (attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") != b"NOTSET"
+            or any(s != 1 for s in attrs.get("strides", [1, 1])) or any(d != 1 for d in attrs.get("dilations", [1, 1]))
+            or list(attrs.get("pads", [0, 0, 0, 0])) != [pad_h, pad_w, pad_h, pad_w] or kernel_h % 2 == 0 or kernel_w % 2 == 0):
+        return None
+    quantize_node = only_consumer(conv.output[0])
+    if quantize_node is not None and quantize_node.op_type == "Relu":
+        quantize_node = only_consumer(quantize_node.output[0])
+    if (quantize_node is None or quantize_node.op_type != "QuantizeLinear"
+            or any(v is None or v.size != 1 for v in map(constant, filter(None, quantize_node.input[1:])))):
+        return None  # the unpacking reshape needs one scale for all output channels
+    return layout, pixel_dq, conv, weight_dq, bias_dq, quantize_node, (height, width, channels)
+
+
+def _nhwc_to_nchw(node, shape: tuple[int, int, int], initializers) -> bool:
+    """``node`` turns NHWC pixels of ``shape`` (H, W, C) into NCHW: a Transpose (0, 3, 1, 2), or,
+    for one channel, a Reshape to ``[N, 1, H, W]``."""
     from onnx import helper, numpy_helper
 
+    height, width, channels = shape
     if node.op_type == "Transpose":
         perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
         return list(perm or []) == [0, 3, 1, 2]
     if node.op_type == "Reshape" and channels == 1 and node.input[1] in initializers:
-        shape = numpy_helper.to_array(initializers[node.input[1]])
-        return len(shape) == 4 and shape[1] == 1
+        target = numpy_helper.to_array(initializers[node.input[1]])
+        return target.shape == (4,) and target[0] in (-1, 0) and list(target[1:]) == [1, height, width]
     return False
