@@ -11,7 +11,7 @@ rate (FLOPs per image x images/s / matmul FLOP/s). Prints Markdown for docs/benc
 The int8 model is made by ``graft.quantize.quantize``, as the export stage makes it (the
 default model calibrated on the same train images when ``<root>/data/split`` is there); a second
 int8 model from plain ``quantize_static`` (without graft's graph passes: the pixel scaling as
-a QLinearMul, the first convolution in int8) is timed beside it for comparison. Batch-32
+a QLinearMul, the first convolution unpacked) is timed beside it for comparison. Batch-32
 throughput is measured in interleaved rounds (each engine for 1 s per round, in turn), and
 the median round is reported, so that a change in the machine's load hits every engine alike;
 the int8/float ratio is also given per round (median, min-max). The load average is printed.
@@ -23,6 +23,7 @@ choice, one per core); float and int8 always run with the same session options.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -94,29 +95,41 @@ def throughput(fn, x, seconds: float = 1.0) -> float:
 
 
 class OrtWorker:
-    """onnxruntime sessions in a subprocess without TensorFlow (``bench/ort_worker.py``)."""
+    """onnxruntime sessions in a subprocess without TensorFlow (``bench/ort_worker.py``); a context
+    manager, so the worker is gone before the models' temporary folder is."""
 
     def __init__(self, models: dict[str, Path], shape, threads: int):
         command = [sys.executable, str(Path(__file__).with_name("ort_worker.py")), "--threads", str(threads),
                    "--shape", ",".join(str(d) for d in shape), "--input", onnx_meta.INPUT_NAME,
                    "--output", onnx_meta.OUTPUT_NAME, *(f"{name}={path}" for name, path in models.items())]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self._answer() == "ready"
+        if (answer := self._answer()) != "ready":
+            raise RuntimeError(f"onnxruntime worker said {answer!r} instead of 'ready'")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def _answer(self):
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"onnxruntime worker exited with {self.process.wait()}")
+            raise RuntimeError(f"onnxruntime worker exited with {self.process.wait()} (its error is above)")
         return json.loads(line)
 
     def ask(self, command: str, name: str, amount) -> float | list[float]:
-        self.process.stdin.write(f"{command} {name} {amount}\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(f"{command} {name} {amount}\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise RuntimeError(f"onnxruntime worker exited with {self.process.wait()} (its error is above)") from None
         return self._answer()
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait()
 
 
 def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, rounds: int = 5,
@@ -124,13 +137,14 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
     shape = model.input_shape[1:]
     rng = np.random.default_rng(0)
     x1, x32 = (rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in (1, 32))
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         onnx_models = {"float": Path(tmp) / "m.onnx", "int8": Path(tmp) / "m.int8.onnx",
                        "plain": Path(tmp) / "m.int8.plain.onnx"}
         export.to_onnx(model, onnx_models["float"], opset=17, metadata={})
         quantize(onnx_models["float"], onnx_models["int8"], calibration=calibration)
         quantize(onnx_models["float"], onnx_models["plain"], calibration=calibration, pixels_as_quantized=False)
-        worker = OrtWorker(onnx_models, shape, threads)
+        worker = stack.enter_context(OrtWorker(onnx_models, shape, threads))
 
         def keras(fn):
             return (lambda: latency_ms(fn, x1, runs)), (lambda: throughput(fn, x32))
@@ -150,7 +164,6 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
         for _ in range(rounds):
             for engine, (_, timed_throughput) in engines.items():
                 per_round[engine].append(timed_throughput())
-        worker.close()
         results = {engine: (*latency[engine], statistics.median(per_round[engine])) for engine in engines}
         for engine in engines:
             print(f"{name} / {engine}: {results[engine]}, rounds {[round(v) for v in per_round[engine]]}",

@@ -19,6 +19,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=0)
@@ -37,10 +38,13 @@ def main() -> None:
     assert "tensorflow" not in sys.modules, "the onnxruntime worker must run without TensorFlow"
     rng = np.random.default_rng(0)
     x1, x32 = (rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in (1, 32))
-    print(json.dumps("ready"), flush=True)
+    answers, sys.stdout = sys.stdout, sys.stderr  # whatever a library prints cannot break the protocol
+    print(json.dumps("ready"), file=answers, flush=True)
     for line in sys.stdin:
         command, name, amount = line.split()
         run = sessions[name].run
+        if command not in ("latency", "throughput"):
+            raise SystemExit(f"unknown command {command!r}: latency or throughput")
         if command == "latency":
             run([args.output], {args.input: x1})
             times = []
@@ -57,7 +61,7 @@ def main() -> None:
                 run([args.output], {args.input: x32})
                 done += len(x32)
             answer = done / (time.perf_counter() - start)
-        print(json.dumps(answer), flush=True)
+        print(json.dumps(answer), file=answers, flush=True)
 
 
 if __name__ == "__main__":
