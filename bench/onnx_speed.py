@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,20 +42,15 @@ from graft.quantize import quantize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stage_times import machine  # noqa: E402
+from timing import latency_ms, throughput, timed  # noqa: E402
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def flops_per_image(model) -> float:
@@ -77,21 +71,6 @@ def flops_per_image(model) -> float:
         elif isinstance(layer, keras.layers.Dense):
             total += 2 * layer.input.shape[-1] * layer.units
     return float(total)
-
-
-def latency_ms(fn, x, runs: int) -> tuple[float, float]:
-    fn(x)
-    times = sorted(_timed(lambda: fn(x)) * 1e3 for _ in range(runs))
-    return statistics.median(times), times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
-
-
-def throughput(fn, x, seconds: float = 1.0) -> float:
-    fn(x)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn(x)
-        done += len(x)
-    return done / (time.perf_counter() - start)
 
 
 class OrtWorker:

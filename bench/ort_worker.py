@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import numpy as np
 import onnxruntime as ort
+
+from timing import latency_ms, throughput  # bench/, the script's own folder
 
 
 def main() -> None:
@@ -35,32 +35,20 @@ def main() -> None:
     for item in args.models:
         name, path = item.split("=", 1)
         sessions[name] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    assert "tensorflow" not in sys.modules, "the onnxruntime worker must run without TensorFlow"
+    calls = {name: (lambda x, session=session: session.run([args.output], {args.input: x}))
+             for name, session in sessions.items()}
+    if "tensorflow" in sys.modules:
+        raise SystemExit("the onnxruntime worker must run without TensorFlow")
     rng = np.random.default_rng(0)
     x1, x32 = (rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in (1, 32))
     answers, sys.stdout = sys.stdout, sys.stderr  # whatever a library prints cannot break the protocol
     print(json.dumps("ready"), file=answers, flush=True)
     for line in sys.stdin:
         command, name, amount = line.split()
-        run = sessions[name].run
         if command not in ("latency", "throughput"):
             raise SystemExit(f"unknown command {command!r}: latency or throughput")
-        if command == "latency":
-            run([args.output], {args.input: x1})
-            times = []
-            for _ in range(int(amount)):
-                start = time.perf_counter()
-                run([args.output], {args.input: x1})
-                times.append((time.perf_counter() - start) * 1e3)
-            times.sort()
-            answer = [statistics.median(times), times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]]
-        else:
-            run([args.output], {args.input: x32})
-            done, start = 0, time.perf_counter()
-            while time.perf_counter() - start < float(amount):
-                run([args.output], {args.input: x32})
-                done += len(x32)
-            answer = done / (time.perf_counter() - start)
+        call = calls[name]
+        answer = list(latency_ms(call, x1, int(amount))) if command == "latency" else throughput(call, x32, float(amount))
         print(json.dumps(answer), file=answers, flush=True)
 
 
