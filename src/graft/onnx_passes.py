@@ -32,6 +32,25 @@ def sole_consumer(graph):
     return only
 
 
+def attribute(node, name: str, default=None):
+    """The value of ``node``'s attribute ``name``, or ``default`` when it has none."""
+    from onnx import helper
+
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def forget(graph, tensors=()) -> None:
+    """Tidy up after a rewrite: drop the initializers no node reads any more, and the recorded
+    shapes and types (``value_info``) of ``tensors`` (whose shape or type changed) and of tensors
+    no node produces any more."""
+    used = {name for node in graph.node for name in node.input}
+    for initializer in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(initializer)
+    produced = {name for node in graph.node for name in node.output}
+    for info in [v for v in graph.value_info if v.name in tensors or v.name not in produced]:
+        graph.value_info.remove(info)
+
+
 def is_layout_step(node, tensor: str, constants) -> bool:
     """``node`` only moves the elements of ``tensor`` (a layout op whose other inputs are constants)."""
     return node.op_type in LAYOUT_OPS and node.input[0] == tensor and all(i in constants for i in node.input[1:])
@@ -75,6 +94,5 @@ def scaling_after_layout(model) -> bool:
     first = next(i for i, n in enumerate(graph.node) if n is cast)
     del graph.node[:]
     graph.node.extend(nodes[:first] + layout + [cast, mul] + nodes[first:])
-    for info in [v for v in graph.value_info if v.name in stale]:  # shapes and types that changed
-        graph.value_info.remove(info)
+    forget(graph, stale)  # shapes and types that changed
     return True

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from graft import onnx_meta
-from graft.onnx_passes import is_layout_step, sole_consumer
+from graft.onnx_passes import attribute, forget, is_layout_step, sole_consumer
 
 
 class _Batches:
@@ -98,7 +98,7 @@ def pixels_as_quantized_input(model) -> bool:
         start = node.output[0]
     cast = only_consumer(start)
     if (pixels.type.tensor_type.elem_type != TensorProto.UINT8 or cast is None or cast.op_type != "Cast"
-            or helper.get_attribute_value(cast.attribute[0]) != TensorProto.FLOAT):
+            or attribute(cast, "to") != TensorProto.FLOAT):
         return False
     removed, layout, factors = [cast], [], []
     end, ends_dequantized = cast.output[0], False
@@ -144,14 +144,7 @@ def pixels_as_quantized_input(model) -> bool:
     kept = [n for n in nodes[:first] if id(n) not in gone] + new_nodes + [n for n in nodes[first:] if id(n) not in gone]
     del graph.node[:]
     graph.node.extend(kept)  # still topologically sorted: the new nodes need only ``start``
-    used = {name for node in graph.node for name in node.input}
-    unused = [i for i in graph.initializer if i.name not in used]
-    for initializer in unused:
-        graph.initializer.remove(initializer)
-    produced = {name for node in graph.node for name in node.output}
-    stale = [v for v in graph.value_info if v.name not in produced or v.name == end]
-    for info in stale:
-        graph.value_info.remove(info)
+    forget(graph, {end})  # ``end`` is now the DequantizeLinear's output
     return True
 
 
@@ -234,20 +227,15 @@ def pack_pixel_columns(model, *, factor: int = 4) -> bool:
             nodes += unpack
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    for initializer in [i for i in graph.initializer if i.name not in used]:
-        graph.initializer.remove(initializer)
-    reshaped = {pixel_dq.input[0], pixel_dq.output[0], weight_dq.output[0], conv.output[0], quantize_node.input[0],
-                quantized, *([bias_dq.output[0]] if bias_dq is not None else [])}
-    for info in [v for v in graph.value_info if v.name in reshaped]:
-        graph.value_info.remove(info)
+    forget(graph, {pixel_dq.input[0], pixel_dq.output[0], weight_dq.output[0], conv.output[0], quantize_node.input[0],
+                   quantized, *([bias_dq.output[0]] if bias_dq is not None else [])})  # reshaped
     return True
 
 
 def _packable_input_conv(model, factor: int):
     """The nodes :func:`pack_pixel_columns` rewrites, and the pixels' (H, W, C); None when the
     graph does not start with exactly that chain or any condition of the packing fails."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
@@ -260,9 +248,6 @@ def _packable_input_conv(model, factor: int):
 
     def used_once(*names: str) -> bool:  # constants no other node reads (changing them changes only this conv)
         return all(name in initializers and readers.count(name) == 1 for name in names if name)
-
-    def axis(node) -> int:
-        return next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
 
     pixels = graph.input[0]
     dims = [d.dim_value if d.HasField("dim_value") else None for d in pixels.type.tensor_type.shape.dim]
@@ -286,7 +271,7 @@ def _packable_input_conv(model, factor: int):
     if weight.dtype != np.int8 or weight.ndim != 4 or weight.shape[1] != channels or (zero and np.any(zero[0])):
         return None  # the packed kernel's zeros are weight 0 only for int8 with zero point 0
     outputs, _, kernel_h, kernel_w = weight.shape
-    if not (scale.ndim == 0 or (scale.shape == (outputs,) and axis(weight_dq) == 0)):
+    if not (scale.ndim == 0 or (scale.shape == (outputs,) and attribute(weight_dq, "axis", 1) == 0)):
         return None
     bias_dq = producer.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
     if len(conv.input) > 2 and conv.input[2]:
@@ -296,11 +281,12 @@ def _packable_input_conv(model, factor: int):
         bias, bias_scale, *_ = (constant(name) for name in bias_dq.input)
         if bias.shape != (outputs,) or not (bias_scale.ndim == 0 or bias_scale.shape == (outputs,)):
             return None
-    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
     pad_h, pad_w = kernel_h // 2, kernel_w // 2
-    if (attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") != b"NOTSET"
-            or any(s != 1 for s in attrs.get("strides", [1, 1])) or any(d != 1 for d in attrs.get("dilations", [1, 1]))
-            or list(attrs.get("pads", [0, 0, 0, 0])) != [pad_h, pad_w, pad_h, pad_w] or kernel_h % 2 == 0 or kernel_w % 2 == 0):
+    if (attribute(conv, "group", 1) != 1 or attribute(conv, "auto_pad", b"NOTSET") != b"NOTSET"
+            or any(s != 1 for s in attribute(conv, "strides", [1, 1]))
+            or any(d != 1 for d in attribute(conv, "dilations", [1, 1]))
+            or list(attribute(conv, "pads", [0, 0, 0, 0])) != [pad_h, pad_w, pad_h, pad_w]
+            or kernel_h % 2 == 0 or kernel_w % 2 == 0):
         return None
     quantize_node = only_consumer(conv.output[0])
     if quantize_node is not None and quantize_node.op_type == "Relu":
@@ -314,12 +300,11 @@ def _packable_input_conv(model, factor: int):
 def _nhwc_to_nchw(node, shape: tuple[int, int, int], initializers) -> bool:
     """``node`` turns NHWC pixels of ``shape`` (H, W, C) into NCHW: a Transpose (0, 3, 1, 2), or,
     for one channel, a Reshape to ``[N, 1, H, W]``."""
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     height, width, channels = shape
     if node.op_type == "Transpose":
-        perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
-        return list(perm or []) == [0, 3, 1, 2]
+        return list(attribute(node, "perm", [])) == [0, 3, 1, 2]
     if node.op_type == "Reshape" and channels == 1 and node.input[1] in initializers:
         target = numpy_helper.to_array(initializers[node.input[1]])
         return target.shape == (4,) and target[0] in (-1, 0) and list(target[1:]) == [1, height, width]
