@@ -96,6 +96,17 @@ def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) 
     return root
 
 
+def optimized_ops(path: Path, tmp_path: Path) -> list[str]:
+    """The op types onnxruntime runs for the model at ``path``, after its graph optimizations."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / f"{path.stem}.optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+
 STAGES = ["ingest", "validate", "split", "pretrain", "features", "advise", "train_head", "finetune", "scratch", "evaluate",
           "export"]
 

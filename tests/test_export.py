@@ -13,6 +13,7 @@ import yaml
 from graft import export, model as M, onnx_meta
 from graft.config import Image
 from graft.quantize import pixels_as_quantized_input, quantize
+from tests.conftest import optimized_ops
 
 pytestmark = pytest.mark.slow
 
@@ -74,18 +75,10 @@ def test_int8_reads_the_uint8_pixels_as_a_quantized_tensor(tmp_path, folder):
         ours, theirs = (export.onnx_predict(p, x, batch_size=batch_size) for p in (rewritten, plain))
         assert np.abs(ours - theirs).max() <= 1e-6
     # what onnxruntime runs: the first quantized convolution reads the pixels, no QLinearMul left
-    ops = _optimized_ops(rewritten, tmp_path)
+    ops = optimized_ops(rewritten, tmp_path)
     assert "QLinearMul" not in ops and "Cast" not in ops and "QLinearConv" in ops
     meta = onnx_meta.read(ort.InferenceSession(str(rewritten)))
     assert meta["precision"] == "int8" and meta["classes"] == ["Sandal", "Shirt"]
-
-
-def _optimized_ops(path, tmp_path) -> list[str]:
-    """The op types onnxruntime runs for ``path`` after its graph optimizations."""
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / f"{path.stem}.optimized.onnx")
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
 
 
 def test_int8_first_convolution_reads_packed_pixel_columns(tmp_path, folder):
@@ -98,10 +91,10 @@ def test_int8_first_convolution_reads_packed_pixel_columns(tmp_path, folder):
     quantize(folder / "model.onnx", packed, calibration=calibration)
     quantize(folder / "model.onnx", unpacked, calibration=calibration, pack_columns=False)
     convs = sum(n.op_type == "Conv" for n in onnx.load(str(folder / "model.onnx")).graph.node)
-    ops = _optimized_ops(packed, tmp_path)
+    ops = optimized_ops(packed, tmp_path)
     last_conv = len(ops) - 1 - ops[::-1].index("QLinearConv")
     assert ops.count("QLinearConv") == convs and "Conv" not in ops and "Transpose" not in ops[:last_conv]
-    assert "Transpose" in _optimized_ops(unpacked, tmp_path)  # what the packing saves
+    assert "Transpose" in optimized_ops(unpacked, tmp_path)  # what the packing saves
     x = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
     x[0], x[1] = 0, 255
     for batch_size in (1, 32):

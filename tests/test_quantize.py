@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graft.quantize import pack_pixel_columns, quantize
+from tests.conftest import optimized_ops
 
 
 def exported_like(tmp_path, *, height: int, width: int, channels: int, kernel=(3, 3), stride: int = 1,
@@ -49,13 +50,6 @@ def exported_like(tmp_path, *, height: int, width: int, channels: int, kernel=(3
 
 def run(path, x: np.ndarray) -> np.ndarray:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"pixels": x})[0]
-
-
-def optimized_ops(path, tmp_path) -> list[str]:
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
 
 
 def int8(tmp_path, source, calibration, *, pack: bool):
