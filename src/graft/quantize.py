@@ -55,14 +55,14 @@ def quantize(float_model: Path, out: Path, *, calibration: np.ndarray, pixels_as
 def pixels_as_quantized_input(model) -> bool:
     """Let the quantized model read its uint8 pixels as what they are: a quantized tensor.
 
-    The float model scales raw pixels inside the graph: ``Cast(uint8 -> float)``, ``Mul`` by a
-    constant ``c`` (1/255), then for the compact CNN a ``Reshape`` from NHWC to NCHW. Static
-    quantization wraps each of these in QuantizeLinear/DequantizeLinear pairs, and onnxruntime
-    runs the scaling as a QLinearMul (about a fifth of the default model's int8 time). But
+    The float model scales raw pixels inside the graph: ``Cast(uint8 -> float)`` and ``Mul`` by a
+    constant ``c`` (1/255), after the layout ops from NHWC to NCHW, which the export already runs
+    on the uint8 pixels (:func:`graft.onnx_passes.scaling_after_layout`). Static quantization
+    wraps the Cast and the Mul in QuantizeLinear/DequantizeLinear pairs, and onnxruntime runs the
+    scaling as a QLinearMul (about a fifth of the default model's int8 time). But
     ``float(x) * c`` is exactly ``DequantizeLinear(x, scale=c, zero_point=0)``; so this pass
-    replaces the chain ``Cast -> Q/DQ -> Mul(c) -> Q/DQ [-> layout ops -> Q/DQ]`` with
-    ``[layout ops on uint8 ->] DequantizeLinear(c, 0)``, and the first convolution reads the
-    pixels directly. Its input is then the float model's ``float(x) * c`` itself rather than a
+    replaces the chain ``Cast -> Q/DQ -> Mul(c) -> Q/DQ`` with ``DequantizeLinear(c, 0)``, and the
+    first convolution reads the pixels directly. Its input is then the float model's ``float(x) * c`` itself rather than a
     re-quantized copy (the same values when the calibration images reached 255: the pixel
     scaling's calibrated scale is then ``c``; otherwise the unrewritten model would clip).
 
@@ -100,7 +100,7 @@ def pixels_as_quantized_input(model) -> bool:
     if (pixels.type.tensor_type.elem_type != TensorProto.UINT8 or cast is None or cast.op_type != "Cast"
             or attribute(cast, "to") != TensorProto.FLOAT):
         return False
-    removed, layout, factors = [cast], [], []
+    removed, factor = [cast], None
     end, ends_dequantized = cast.output[0], False
     while (node := only_consumer(end)) is not None:
         if node.op_type == "QuantizeLinear" and (dq := only_consumer(node.output[0])) is not None \
@@ -108,35 +108,24 @@ def pixels_as_quantized_input(model) -> bool:
             removed += [node, dq]
             end, ends_dequantized = dq.output[0], True
             continue
-        if node.op_type == "Mul" and not factors and not layout:
-            factor, makers = scalar_constant(node.input[1] if node.input[0] == end else node.input[0])
-            if factor is None:
-                break
-            factors.append(factor)
-            removed += [node, *makers]
-        elif is_layout_step(node, end, initializers):
-            layout.append(node)
-        else:
+        if node.op_type != "Mul" or factor is not None:
             break
+        factor, makers = scalar_constant(node.input[1] if node.input[0] == end else node.input[0])
+        if factor is None:
+            break
+        removed += [node, *makers]
         end, ends_dequantized = node.output[0], False
-    if not ends_dequantized or len(factors) != 1 or not (np.isfinite(factors[0]) and factors[0] > 0):
+    if not ends_dequantized or factor is None or not (np.isfinite(factor) and factor > 0):
         return False
 
-    new_nodes, tensor = [], start
-    for node in layout:  # the same layout ops, on the uint8 pixels
-        copy = helper.make_node(node.op_type, [tensor, *node.input[1:]], [f"{node.output[0]}_uint8"],
-                                name=f"{node.name}_uint8", domain=node.domain)
-        copy.attribute.extend(node.attribute)
-        new_nodes.append(copy)
-        tensor = copy.output[0]
     scale = f"{pixels.name}_scale"
-    graph.initializer.append(numpy_helper.from_array(np.array(factors[0], np.float32), scale))
+    graph.initializer.append(numpy_helper.from_array(np.array(factor, np.float32), scale))
     zero_point = f"{pixels.name}_zero_point"
     graph.initializer.append(numpy_helper.from_array(np.array(0, np.uint8), zero_point))
-    new_nodes.append(helper.make_node("DequantizeLinear", [tensor, scale, zero_point], [end],
-                                      name=f"{pixels.name}_DequantizeLinear"))
+    new_nodes = [helper.make_node("DequantizeLinear", [start, scale, zero_point], [end],
+                                  name=f"{pixels.name}_DequantizeLinear")]
 
-    gone = {id(node) for node in removed + layout}
+    gone = {id(node) for node in removed}
     first = next(i for i, node in enumerate(graph.node) if id(node) in gone)
     if start != pixels.name:  # after the layout ops that make ``start`` (a removed constant may come earlier)
         first = max(first, 1 + next(i for i, node in enumerate(graph.node) if start in node.output))
