@@ -6,13 +6,10 @@ BIN := $(abspath $(VENV))/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 DVC_REMOTE ?= $(HOME)/.cache/graft/dvc-remote
 
-# Telemetry and update checks off for every tool, before any of them starts.
-export DVC_NO_ANALYTICS := 1
-export ITERATIVE_DO_NOT_TRACK := 1
-export GX_ANALYTICS_ENABLED := false
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export DO_NOT_TRACK := 1
-export TF_CPP_MIN_LOG_LEVEL := 2
+# Telemetry and update checks off for every tool, before any of them starts: the one list is
+# src/graft/environment.env, which graft itself reads too.
+include src/graft/environment.env
+export $(shell sed -n 's/^\([A-Z_]*\)=.*/\1/p' src/graft/environment.env)
 export PATH := $(BIN):$(PATH)
 
 .PHONY: run test install data repo flow serve summary lock clean-venv
@@ -23,7 +20,7 @@ run: install data repo ## set up, get the default data, run the whole pipeline, 
 
 test: install ## lint, then the whole test suite (unit, data, pipeline, consumer tiers)
 	ruff check src tests flows bench
-	pytest
+	pytest -n auto --dist loadfile  # every core; a file's tests share one worker (and its fixtures)
 
 install: $(VENV)/.installed
 

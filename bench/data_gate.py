@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_dataset(folder: Path, size: int) -> None:
-    from graft import fashion_mnist, ingest
-    from graft.config import FASHION_MNIST_CLASSES
+    from graft.data import fashion_mnist, ingest
+    from graft.data.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES
 
     if (folder / ".complete").is_file():
         return
@@ -75,12 +75,13 @@ class PeakRSS:
 
 def measure_one(folder: Path, out: Path) -> dict:
     """Validate and split ``folder`` in this process; return times and memory."""
-    from graft import config, split, validate
-    from graft.config import FASHION_MNIST_CLASSES
+    from graft import config
+    from graft.data import split, validate
+    from graft.data.annotate import Checks
+    from graft.data.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES
 
     params = config.load(ROOT / "params.yaml")
-    checks = validate.checks_from(params)
-    checks = validate.Checks(**{**checks.__dict__, "classes": FASHION_MNIST_CLASSES})
+    checks = Checks(classes=FASHION_MNIST_CLASSES, channels=params.image.channels, settings=params.validate)
     cpu0 = os.times()
     with PeakRSS() as peak:
         t0 = time.perf_counter()
@@ -88,19 +89,17 @@ def measure_one(folder: Path, out: Path) -> dict:
         t1 = time.perf_counter()
         s = params.split
         table = split.split(manifest_csv=out / "validation" / "manifest.csv", data_dir=folder, out_dir=out / "split",
-                            classes=FASHION_MNIST_CLASSES, seed=params.seed, test_fraction=s.test_fraction,
-                            valid_fraction=s.valid_fraction, train_fraction=s.train_fraction,
-                            train_per_class=s.train_per_class, valid_per_class=s.valid_per_class)
+                            classes=FASHION_MNIST_CLASSES, seed=params.seed, **s.model_dump())
         t2 = time.perf_counter()
     cpu1 = os.times()
     counts = table[table["split"].isin(["train", "valid", "test"])].groupby("split").size().to_dict()
-    return {"files": summary["files"], "validate_s": t1 - t0, "split_s": t2 - t1, "total_s": t2 - t0,
+    return {"files": summary.files, "validate_s": t1 - t0, "split_s": t2 - t1, "total_s": t2 - t0,
             "cpu_s": (cpu1.user + cpu1.system + cpu1.children_user + cpu1.children_system)
             - (cpu0.user + cpu0.system + cpu0.children_user + cpu0.children_system),
             "peak_rss_mb": peak.peak / 2**20,
             "maxrss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "maxrss_child_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-            "warnings": len(summary["warnings"]), "quarantined": summary["quarantined"], "split": counts}
+            "warnings": len(summary.warnings), "quarantined": summary.quarantined, "split": counts}
 
 
 def cpu_model() -> str:

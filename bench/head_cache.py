@@ -12,7 +12,6 @@ machine's measured float32 matmul rate. Prints Markdown for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import os
 import sys
@@ -22,9 +21,13 @@ from pathlib import Path
 import numpy as np
 
 import graft  # noqa: F401  (telemetry off)
-from graft import config, model as M, splits
-from graft.features import compute, extract
-from graft.train_head import train_head
+from graft import artifacts, config
+from graft.data.load import load_split
+from graft.model.build import graft_head
+from graft.model.saved import load
+from graft.model.surgery import feature_extractor
+from graft.train.features import compute, extract
+from graft.train.recipe import train_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 from onnx_speed import flops_per_image, matmul_gflops  # noqa: E402
@@ -34,25 +37,25 @@ from stage_times import machine  # noqa: E402
 def main(root: Path, epochs: int) -> None:
     os.chdir(root)
     params = config.load()
-    head = dataclasses.replace(params.head, epochs=epochs, patience=None)
-    source = M.load(params.paths.source_model)
-    train, valid = splits.load(params, "train"), splits.load(params, "valid")
+    head = params.head.model_copy(update={"epochs": epochs, "patience": None})
+    source = load(artifacts.SOURCE_MODEL.path(params.paths))
+    train, valid = load_split(params, "train"), load_split(params, "valid")
     common = {"source": source, "train": (train.x, train.y), "valid": (valid.x, valid.y),
-              "num_classes": len(params.data.target_classes), "head": head, "seed": params.seed}
+              "num_classes": len(params.data.target_classes), "head": head, "seed": params.seed, "augment": None}
 
     start = time.perf_counter()
     naive, _ = train_head(**common)
     naive_s = time.perf_counter() - start
 
     start = time.perf_counter()  # the features stage's own path, then train_head's
-    features, _ = compute(source=source, params=dataclasses.replace(params, head=head), train=common["train"],
+    features, _ = compute(source=source, params=params.model_copy(update={"head": head}), train=common["train"],
                           valid=common["valid"])
     features_s = time.perf_counter() - start
     cached, _ = train_head(**common, features=features)
     cached_s = time.perf_counter() - start
 
-    test = splits.load(params, "test")
-    extractor = M.feature_extractor(M.graft_head(source, num_classes=common["num_classes"], head=head, seed=params.seed))
+    test = load_split(params, "test")
+    extractor = feature_extractor(graft_head(source, num_classes=common["num_classes"], head=head, seed=params.seed))
     p_naive, p_cached = naive.predict(test.x, verbose=0), cached.predict(test.x, verbose=0)
     flops = flops_per_image(extractor)
     gflops = matmul_gflops()

@@ -8,7 +8,7 @@ and MobileNetV2 at 224x224 with random weights (speed does not depend on the wei
 reports each float model's throughput as a fraction of the machine's measured float32 matmul
 rate (FLOPs per image x images/s / matmul FLOP/s). Prints Markdown for docs/benchmarks.md.
 
-The int8 model is made by ``graft.quantize.quantize``, as the export stage makes it (the
+The int8 model is made by ``graft.export.quantize.quantize``, as the export stage makes it (the
 default model calibrated on the same train images when ``<root>/data/split`` is there); a second
 int8 model from plain ``quantize_static`` (without graft's graph passes: the pixel scaling as
 a QLinearMul, the first convolution unpacked) is timed beside it for comparison. Batch-32
@@ -36,9 +36,13 @@ from pathlib import Path
 import numpy as np
 
 import graft  # noqa: F401  (telemetry off)
-from graft import export, model as M, onnx_meta
-from graft.config import Base, Head, Image, Params
-from graft.quantize import quantize
+from graft import config
+from graft.export import contract as onnx_meta
+from graft.export.onnx import to_onnx
+from graft.export.publish import calibration_set
+from graft.export.quantize import quantize
+from graft.model.build import build_source_model, graft_head
+from graft.model.saved import load
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stage_times import machine  # noqa: E402
@@ -120,7 +124,7 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         onnx_models = {"float": Path(tmp) / "m.onnx", "int8": Path(tmp) / "m.int8.onnx",
                        "plain": Path(tmp) / "m.int8.plain.onnx"}
-        export.to_onnx(model, onnx_models["float"], opset=17, metadata={})
+        to_onnx(model, onnx_models["float"], opset=17, metadata={})
         quantize(onnx_models["float"], onnx_models["int8"], calibration=calibration)
         quantize(onnx_models["float"], onnx_models["plain"], calibration=calibration, pixels_as_quantized=False)
         worker = stack.enter_context(OrtWorker(onnx_models, shape, threads))
@@ -163,9 +167,9 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
 
 
 def export_calibration(root: Path) -> np.ndarray | None:
-    """The train images the export stage calibrates on (same choice as ``graft.export.run``), if
+    """The train images the export stage calibrates on (same choice as graft.stages.export), if
     the project's split is there."""
-    from graft import config, images
+    from graft.data.load import load_folder, shape_of
 
     if not (root / "params.yaml").is_file():
         return None
@@ -173,9 +177,8 @@ def export_calibration(root: Path) -> np.ndarray | None:
     folder = root / params.paths.split / "train"
     if not folder.is_dir():
         return None
-    train = images.load_folder(folder, classes=params.data.target_classes, height=params.image.height,
-                               width=params.image.width, channels=params.image.channels)
-    return export.calibration_set(train.x, seed=params.seed, count=params.export.calibration_images)
+    train = load_folder(folder, classes=params.data.target_classes, **shape_of(params.image))
+    return calibration_set(train.x, seed=params.seed, count=params.export.calibration_images)
 
 
 def main(root: Path, threads: int = 0) -> None:
@@ -184,14 +187,17 @@ def main(root: Path, threads: int = 0) -> None:
     rows = []
     finetuned = root / "models" / "finetuned.keras"
     if finetuned.is_file():
-        model = M.load(finetuned)
+        model = load(finetuned)
         calib = export_calibration(root)
         if calib is None:
             calib = np.random.default_rng(1).integers(0, 256, (64, *model.input_shape[1:]), dtype=np.uint8)
         rows += bench("default (compact CNN, 28x28x1)", model, calib, gflops, runs=300, threads=threads)
-    params = Params(base=Base(kind="mobilenet_v2", weights="none", input_size=224),
-                    image=Image(height=224, width=224, channels=3))
-    mobilenet = M.graft_head(M.build_source_model(params), num_classes=2, head=Head(dropout=0.0), seed=0)
+    raw = config.read_yaml((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw["base"].update(kind="mobilenet_v2", weights="none", input_size=224)
+    raw["image"].update(height=224, width=224, channels=3)
+    raw["head"]["dropout"] = 0.0
+    params = config.parse(raw, where="params.yaml (MobileNetV2 at 224)")
+    mobilenet = graft_head(build_source_model(params), num_classes=2, head=params.head, seed=0)
     calib = np.random.default_rng(1).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
     rows += bench("MobileNetV2 224x224x3", mobilenet, calib, gflops, runs=50, threads=threads)
     load_after = os.getloadavg()

@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
-
 from timing import latency_ms, throughput  # bench/, the script's own folder
 
 

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import graft  # noqa: F401  (telemetry off)
-from graft.dag import _env, stage_order
+from graft.pipeline.dag import stage_order
+from graft.pipeline.runner import stage_env
 
 
 def machine() -> str:
@@ -42,7 +43,7 @@ def main(root: Path) -> None:
     for stage in stage_order(root):
         start = time.perf_counter()
         peak_kib = subprocess.run([sys.executable, "-c", PEAK, sys.executable, "-m", "dvc", "repro", "--force",
-                                   "--single-item", stage], cwd=root, env=_env(), check=True, capture_output=True,
+                                   "--single-item", stage], cwd=root, env=stage_env(), check=True, capture_output=True,
                                   text=True).stdout.strip()
         seconds = time.perf_counter() - start
         total += seconds

@@ -8,18 +8,18 @@ Needs a finished default run's model A (``models/source.keras``, or ``--source``
 
 - default: Sandal vs Shirt (Fashion-MNIST), the project's own target. Training sets of N images per
   class are drawn from the labelled pool the split left for training (never valid or test,
-  graft.compare.pool_subset); valid and test are the split's.
+  graft.evaluate.compare.pool_subset); valid and test are the split's.
 - digits: scikit-learn's bundled 8x8 handwritten digits (``load_digits``, shipped inside the
   wheel, no download), 10 classes, scaled up to 28x28 grayscale: another image domain for the
   same model A. Per class, seeded: 40 valid images, a pool of 60 for training, the rest (74 to
   83) test.
 
-Per task, size and seed: the advisor's measurements and choice (graft.advise, the same code as
-the ``advise`` stage), then one head phase on the cached features (graft.train_head), scored
-as feature extraction, and from that same head-phase model each fine-tuning depth
-(graft.finetune): the top part (``finetune.unfreeze``), the top half (``advisor.top_half``) and all
-of the base; plus the scratch baseline (graft.scratch), which is also what the advisor's fifth
-answer ("do not transfer") ships. Params are the project's params.yaml.
+Per task, size and seed: the advisor's measurements and choice (graft.strategy, the same code as
+the ``advise`` stage), then every choice trained by the pipeline's own recipe
+(graft.train.recipe.transfer, on the cached features): feature extraction, fine-tuning the top
+part (``finetune.unfreeze``), the top half (``advisor.top_half``) and all of the base, and the
+scratch baseline, which is also what the advisor's fifth answer ("do not transfer") ships. Params
+are the project's params.yaml.
 
 The advisor's choice is recomputed from each run's recorded measurements under the current
 ``advisor:`` thresholds (``readvise``), so ``--summarize-only`` re-scores recorded runs after a
@@ -29,24 +29,26 @@ threshold changes, without training anything.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import graft  # noqa: F401  (telemetry off)
-from graft import advise, config, model as M, splits
-from graft.compare import accuracy, pool_subset, scratch_accuracy
-from graft.features import compute
-from graft.finetune import finetune
-from graft.train_head import train_head
+from graft import artifacts, config
+from graft.data.load import load_split
+from graft.evaluate.compare import accuracy, pool_subset
+from graft.model.saved import load
+from graft.strategy import advisor as advise
+from graft.strategy.measure import measure, random_features
+from graft.strategy.plan import plan_for
+from graft.train.features import compute
+from graft.train.recipe import transfer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stage_times import machine  # noqa: E402
@@ -80,32 +82,25 @@ def subset(pool: tuple[np.ndarray, np.ndarray], *, per_class: int, seed: int) ->
 
 
 def one_run(*, params: config.Params, source, train, valid, test, seed: int) -> dict:
-    """The advisor's choice and every strategy's test accuracy for one training set and seed."""
-    params = dataclasses.replace(params, seed=seed)
+    """The advisor's choice and every choice's test accuracy for one training set and seed."""
+    params = config.with_changes(params, {"seed": seed})
     start = time.perf_counter()
     features = compute(source=source, params=params, train=train, valid=valid)[0]
-    m = advise.measure(params=params, features=features.train[0],
-                       random=advise.random_features(params, train[0], seed=seed), y=train[1])
-    record = advise.advise(dataclasses.replace(params, strategy="auto"), m)
-    head, _ = train_head(source=source, train=train, valid=valid, num_classes=len(params.data.target_classes),
-                         head=params.head, seed=seed, features=features)
-    scores = {"feature_extraction": accuracy(head, test)}
-    depths = {"finetune_top": params.finetune.unfreeze, "finetune_top_half": params.advisor.top_half, "finetune_all": 1.0}
-    with tempfile.TemporaryDirectory() as tmp:
-        saved = Path(tmp) / "head.keras"
-        head.save(saved)
-        for name, depth in depths.items():
-            model = M.load(saved)
-            finetune(model=model, recipe=params.finetune, lr=params.finetune_lr, train=train, valid=valid, seed=seed,
-                     unfreeze=depth)
-            scores[name] = accuracy(model, test)
-    scores["scratch"] = scratch_accuracy(params=params, train=train, valid=valid, test=test, seed=seed)
-    return {"seed": seed, "per_class": int(np.bincount(train[1]).min()), "advised": record["advised_choice"],
-            "scenario": record["scenario"], "measurements": record["measurements"], "accuracy": scores,
+    m = measure(params=params, features=features.train[0], random=random_features(params, train[0], seed=seed),
+                y=train[1])
+    record = advise.advise(config.with_changes(params, {"strategy": "auto"}), m)
+    scores = {}
+    for choice in CHOICES:  # each as the pipeline trains it (the head phase again each time: the same, by its seed)
+        plan = plan_for(choice, top_part=params.finetune.unfreeze, top_half=params.advisor.top_half)
+        result = transfer(params=params, plan=plan, source=source, train=train, valid=valid, seed=seed,
+                          features=features)
+        scores[choice] = accuracy(result.final, test)
+    return {"seed": seed, "per_class": int(np.bincount(train[1]).min()), "advised": record.advised_choice,
+            "scenario": record.scenario, "measurements": record.measurements, "accuracy": scores,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def readvise(runs: list[dict], advisor: config.Advisor) -> None:
+def readvise(runs: list[dict], advisor) -> None:
     """The advisor's choice from each run's recorded measurements under the current thresholds
     (a pure function of both, so thresholds can be revised without training anything again)."""
     for r in runs:
@@ -165,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(args.root)
     params = config.load()
-    source_path = Path(args.source or params.paths.source_model)
+    source_path = Path(args.source or artifacts.SOURCE_MODEL.path(params.paths))
     seeds = [params.seed + i for i in range(args.seeds)]
     load_start = os.getloadavg()
     started = datetime.datetime.now().astimezone()
@@ -183,11 +178,12 @@ def main() -> None:
         out.write_text(json.dumps({"runs": runs}, indent=1))
 
     if not args.summarize_only:
-        source = M.load(source_path)
-        valid, test = (splits.load(params, name) for name in ("valid", "test"))
+        source = load(source_path)
+        valid, test = (load_split(params, name) for name in ("valid", "test"))
         data = digits()
-    digit_params = dataclasses.replace(params, data=dataclasses.replace(params.data,
-                                                                        target_classes=tuple(map(str, range(10)))))
+    # digits come as arrays, not a folder: paths.target only has to be a folder graft would accept
+    digit_params = config.with_changes(params, {"data": {"target": "folder", "target_classes": list(map(str, range(10)))},
+                                                "paths": {"target": "digits"}})
     for seed in [] if args.summarize_only else seeds:  # seed-major: a bench stopped early still has every task and size
         for task, sizes in (("default", args.sizes), ("digits", args.digit_sizes)):
             for size in [int(s) for s in sizes.split(",") if s]:
@@ -205,7 +201,7 @@ def main() -> None:
     when = started.isoformat(timespec="seconds")
     meta = {"source_model": str(source_path), "machine": machine(), "started": when,
             "load_average_start": load_start, "load_average_end": os.getloadavg(), "seeds": seeds,
-            "advisor": dataclasses.asdict(params.advisor), "finetune_unfreeze": params.finetune.unfreeze}
+            "advisor": params.advisor.model_dump(), "finetune_unfreeze": params.finetune.unfreeze}
     if args.summarize_only and out.is_file():  # the runs' own record, with the advisor it was re-scored under
         meta = {**json.loads(out.read_text()).get("meta", {}), "advisor": meta["advisor"], "readvised": when}
     load_start = meta["load_average_start"]

@@ -1,25 +1,23 @@
 """Serve the pipeline flow as a scheduled Prefect deployment (retraining on a schedule).
 
     PREFECT_API_URL=http://127.0.0.1:4200/api python flows/serve.py --cron "0 3 * * *"
-    python flows/serve.py --interval 3600 --root /path/to/project -S finetune.lr=0.00005
+    python -m flows.serve --interval 3600 --root /path/to/project -S finetune.lr=0.00005
 
-The deployment's ``params`` parameter (dotted keys -> values, as ``dvc exp run -S``) overrides
+Needs a real Prefect server (`make serve` starts one on loopback with SQLite, then this). The
+deployment's ``params`` parameter (dotted keys -> values, as ``dvc exp run -S``) overrides
 params.yaml for a run: ``-S`` sets its default, and a run triggered by hand can set its own
 (``prefect deployment run graft-pipeline/graft-retrain -p 'params={"head.lr": 0.0005}'``).
-
-Needs a real Prefect server (`make serve` starts one on loopback with SQLite, then this).
-`global_limit=1` keeps one run at a time on the Prefect side too; the pipeline's own lock
-turns any overlap into a clean "pipeline busy".
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-import graft  # noqa: F401  (telemetry off before Prefect is imported)
+from graft.pipeline import overrides
+from graft.pipeline.flows import serve
 
-import flows.pipeline as pipeline_module  # noqa: E402
-from graft import overrides  # noqa: E402
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,16 +25,15 @@ def main(argv: list[str] | None = None) -> None:
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: 03:00 every day)")
     when.add_argument("--interval", type=float, help="seconds between runs (instead of --cron)")
-    parser.add_argument("--root", default=str(pipeline_module.PROJECT), help="the project to run")
+    parser.add_argument("--root", default=str(PROJECT), help="the project to run")
     parser.add_argument("--wait-seconds", type=float, default=0.0, help="how long a busy trigger waits")
     parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                         help="default params override of every scheduled run (repeatable)")
     parser.add_argument("--name", default="graft-retrain")
     args = parser.parse_args(argv)
     schedule = {"interval": args.interval} if args.interval else {"cron": args.cron}
-    params = overrides.parse_assignments(args.set_param)
-    pipeline_module.pipeline.serve(name=args.name, global_limit=1, **schedule, parameters={
-        "root": args.root, "wait_seconds": args.wait_seconds, "params": params})
+    serve(root=args.root, name=args.name, schedule=schedule, wait_seconds=args.wait_seconds,
+          params=overrides.parse_assignments(args.set_param))
 
 
 if __name__ == "__main__":

@@ -4,28 +4,37 @@
     >>> Predictor("models/export/model.onnx").predict(["shoe.png"], top_k=1)
     [{'path': 'shoe.png', 'label': 'Sandal', 'confidence': 0.998, 'top': [...]}]
 
-Images are decoded exactly as in training (graft.images.decode): EXIF orientation, mode
+Images are decoded exactly as in training (graft.data.decode): EXIF orientation, mode
 conversion, bilinear resize to the size the model's metadata states.
 """
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
-from graft import images, onnx_meta
+from graft.data.decode import decode, is_image_candidate
+from graft.errors import ModelFileError
+from graft.export import contract
+from graft.files import atomic_path
+
+CSV_COLUMNS = ("path", "label", "confidence", "error")
 
 
 class Predictor:
-    def __init__(self, model: str | Path = "models/export/model.onnx"):
+    def __init__(self, model: str | Path):
         import onnxruntime as ort
 
         if not Path(model).is_file():
-            raise FileNotFoundError(f"{model}: no such model; run `make run` (or `dvc repro`) first, or pass --model")
+            raise ModelFileError(f"{model}: no such model; run `make run` (or `dvc repro`) first, or pass --model")
         self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        meta = onnx_meta.read(self.session)
+        meta = contract.read(self.session)
         self.classes: list[str] = meta["classes"]
         self.input: dict = meta["input"]
 
@@ -37,7 +46,7 @@ class Predictor:
         def flush():
             if batch:
                 x = np.stack([pixels for _, pixels in batch])
-                probs = self.session.run([onnx_meta.OUTPUT_NAME], {onnx_meta.INPUT_NAME: x})[0]
+                probs = self.session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: x})[0]
                 for (index, _), p in zip(batch, probs):
                     order = np.argsort(-p)[:top_k]
                     results[index].update(label=self.classes[order[0]], confidence=round(float(p[order[0]]), 6),
@@ -48,8 +57,8 @@ class Predictor:
         for path in paths:
             results.append({"path": str(path)})
             try:
-                batch.append((len(results) - 1, images.decode(path, **shape)))
-            except Exception as err:  # one bad file must not sink the batch
+                batch.append((len(results) - 1, decode(path, **shape)))
+            except Exception as err:  # one bad file must not sink the batch: it is reported in its row
                 results[-1]["error"] = f"{err.__class__.__name__}: {err}"
             if len(batch) == batch_size:
                 flush()
@@ -61,5 +70,29 @@ def expand(targets: Iterable[str | Path]) -> list[Path]:
     """Files as given; folders walked for image files, sorted."""
     out: list[Path] = []
     for target in map(Path, targets):
-        out += sorted(p for p in target.rglob("*") if images.is_image_candidate(p)) if target.is_dir() else [target]
+        out += sorted(p for p in target.rglob("*") if is_image_candidate(p)) if target.is_dir() else [target]
     return out
+
+
+def write_csv(results: list[dict], stream: TextIO) -> None:
+    """One row a result: path, label, confidence, error (empty where there is none)."""
+    writer = csv.writer(stream)
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        writer.writerow([r.get(column, "") for column in CSV_COLUMNS])
+
+
+def write_results(path: Path, results: list[dict]) -> None:
+    """``path`` ending in .json: the results as JSON; else CSV. Written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        if path.suffix == ".json":
+            f.write(json.dumps(results, indent=2))
+        else:
+            write_csv(results, f)
+
+
+def print_results(results: list[dict], *, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(results, indent=2))
+    else:
+        write_csv(results, sys.stdout)

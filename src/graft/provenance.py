@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 import yaml
-
 
 # What a pipeline run itself rewrites; changes there do not make the code or config dirty.
 RUN_RECORDS = (":!dvc.lock", ":!metrics", ":!plots")
@@ -45,5 +43,5 @@ def dvc_hash(path: str | Path, lock: str | Path = "dvc.lock") -> str:
 
 def params_hash(params) -> str:
     """sha256 of the params, canonical JSON (key order and formatting do not matter)."""
-    data = dataclasses.asdict(params)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    data = params.model_dump(mode="json", by_alias=True)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,80 @@
+"""Write the default data as class-per-folder PNGs, or check the user's folder (stage ``ingest``).
+
+Layout written: ``<source>/{train,test}/<class>/<split>-<index>.png`` for the source task and,
+when ``data.target`` is ``fashion_mnist``, ``<target>/{train,test}/<class>/...`` for the target
+task. ``<index>`` is the image's position in the official IDX file, so every PNG is traceable.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from graft.data import fashion_mnist
+from graft.errors import TargetFolderError
+from graft.files import atomic_path
+from graft.records import IngestRecord
+
+
+def write_pngs(*, images: np.ndarray, labels: np.ndarray, split: str, classes: Sequence[str],
+               out: Path, per_class: int | None, label: str = "") -> dict[str, int]:
+    """Write the images of ``classes`` (names in Fashion-MNIST label order) under ``out/split/``;
+    at most ``per_class`` per class, the first ones in file order. Returns counts per class."""
+    jobs = []
+    counts = {}
+    for name in classes:
+        indices = np.flatnonzero(labels == fashion_mnist.CLASSES.index(name))[:per_class]
+        (out / split / name).mkdir(parents=True, exist_ok=True)
+        jobs += [(out / split / name / f"{split}-{i:05d}.png", images[i]) for i in indices]
+        counts[name] = len(indices)
+
+    def save(job):
+        path, pixels = job
+        Image.fromarray(pixels, mode="L").save(path, optimize=False)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in tqdm(pool.map(save, jobs), total=len(jobs), desc=f"writing {label or out}/{split}",
+                      unit="img", file=sys.stderr, mininterval=1.0, disable=len(jobs) < 500):
+            pass
+    return counts
+
+
+def ingest(*, data, source_out: Path, target_dir: Path) -> IngestRecord:
+    """Write the source task (and, for ``data.target: fashion_mnist``, the default target task)
+    as PNG folders, from the ``data`` params section; return what was written."""
+    if data.target == "folder":
+        check_target_folder(target_dir, data.target_classes)
+    images = fashion_mnist.load(data.fashion_mnist_dir)
+    print(f"ingest: Fashion-MNIST from {images.origin}", file=sys.stderr)
+    written: dict = {"source": {}, "target": {"folder": str(target_dir)}}
+    outputs = [("source", source_out, data.source_classes, data.source_per_class, data.source_test_per_class)]
+    if data.target == "fashion_mnist":
+        outputs.append(("target", target_dir, data.target_classes, data.target_train_pool_per_class,
+                        data.target_test_per_class))
+    for key, out, classes, train_cap, test_cap in outputs:
+        with atomic_path(out, directory=True) as tmp:
+            written[key] = {
+                "train": write_pngs(images=images.train_images, labels=images.train_labels, split="train",
+                                    classes=classes, out=tmp, per_class=train_cap, label=str(out)),
+                "test": write_pngs(images=images.test_images, labels=images.test_labels, split="test",
+                                   classes=classes, out=tmp, per_class=test_cap, label=str(out)),
+            }
+    return IngestRecord(origin=images.origin, **written)
+
+
+def check_target_folder(folder: Path, classes: Sequence[str]) -> None:
+    """The user's own images: there, and laid out as ``<class>/`` or ``{train,valid,test}/<class>/``."""
+    if not folder.is_dir():
+        raise TargetFolderError(f"paths.target={folder} does not exist. Put your images there as "
+                                f"<class>/<image> folders (classes {list(classes)}), or set data.target: fashion_mnist")
+    roots = [folder / s for s in ("train", "valid", "test") if (folder / s).is_dir()] or [folder]
+    if not any((root / c).is_dir() for root in roots for c in classes):
+        raise TargetFolderError(f"paths.target={folder} has no folder named after any of data.target_classes "
+                                f"{list(classes)}; expected {folder}/<class>/<image> or {folder}/train/<class>/<image>")
+

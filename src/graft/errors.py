@@ -1,0 +1,85 @@
+"""Every error a user can fix, in one place.
+
+A :class:`GraftError` means bad input: a param, a file, a folder, a model that does not pass a
+check. Its message is one line (or a first line and the files it names) that says what is wrong
+and how to fix it; ``graft <command>`` prints it without a traceback and exits 1. Any other
+exception is a bug in graft and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GraftError(Exception):
+    """Something the user can fix; the message names the file or parameter and the fix."""
+
+
+class ConfigError(GraftError):
+    """params.yaml is missing, malformed, or has a value graft cannot use."""
+
+
+class DistributeError(ConfigError):
+    """The ``distribute`` param cannot be honoured in this environment (TF_CONFIG)."""
+
+
+class MissingInput(GraftError):
+    """A file a stage reads is not there, or belongs to other params: an earlier stage has to run."""
+
+
+class DataNotFound(GraftError):
+    """No copy of Fashion-MNIST could be found or fetched."""
+
+
+class TargetFolderError(GraftError):
+    """The user's target folder is missing, or has none of the configured classes."""
+
+
+class ValidationFailed(GraftError):
+    """A critical data check failed; the message names the check and the files."""
+
+
+class SplitError(GraftError):
+    """The params leave a class without images in a split."""
+
+
+class NoUnlabelledImages(GraftError):
+    """``pretrain.method: autoencoder`` found no images it may use."""
+
+
+class WeightsError(GraftError):
+    """``base.weights`` cannot be used: missing, the wrong digest, the wrong architecture, not downloadable."""
+
+
+class ProbeError(GraftError):
+    """The train split is too small for the advisor to measure the task."""
+
+
+class ModelMismatch(GraftError):
+    """A model does not fit what the params ask of it (``finetune.unfreeze`` names no layer, ...)."""
+
+
+class PoolTooSmall(GraftError):
+    """A requested training-set size needs more labelled images than the pool holds."""
+
+
+class GateRefused(GraftError):
+    """The model is not blessed and the user did not override the release gate."""
+
+
+class ParityError(GraftError):
+    """onnxruntime and Keras disagree beyond the tolerance; nothing was published."""
+
+
+class ModelFileError(GraftError):
+    """A file given as an ONNX model is not one graft can score with."""
+
+
+class PipelineBusy(GraftError):
+    """Another pipeline run holds the project; this trigger gave up without touching it."""
+
+
+class StageFailed(GraftError):
+    """``dvc repro`` of one stage exited non-zero; the message carries the end of its output."""
+
+    def __init__(self, stage: str, returncode: int, output: str):
+        super().__init__(f"dvc repro {stage} failed (exit {returncode}):\n{output[-4000:]}")
+        self.stage, self.returncode, self.output = stage, returncode, output

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, pictures, the transfer lift, the release gate, ``graft compare`` and the summary."""

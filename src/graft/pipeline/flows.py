@@ -1,0 +1,147 @@
+"""The Prefect flows: graft's DVC pipeline as one flow run, and batch prediction for consumers.
+
+``pipeline``: one task per DVC stage, in the order DVC gives (graft.pipeline.dag). Each task is
+``dvc repro --single-item <stage>``, so DVC decides what is up to date: running the flow after
+``dvc repro`` changes nothing, and vice versa. A stage DVC skips ends in a ``Skipped`` state.
+One run at a time: a trigger that finds the pipeline busy waits up to ``wait_seconds`` and then
+ends ``Cancelled`` with the reason, never touching the workspace. ``params`` overrides (dotted
+keys, as ``dvc exp run -S``) are checked by graft.config and written into params.yaml under the
+lock, before any stage runs (graft.pipeline.overrides). After the stages, the run publishes
+Prefect artifacts: the validation summary, the metrics table, the gate result and links to the
+confusion matrix and the model card.
+
+Retries only where a retry is safe and can help: publishing artifacts (it only reads files), and
+a stage that DVC refused to start because another ``dvc`` process held the repository lock
+(nothing ran). A stage whose command failed is not retried: that failure is deterministic (bad
+data, a param, the gate, a bug), a retry would repeat minutes of training and bury the first error.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.states import Cancelled, Completed
+
+from graft import artifacts, config
+from graft.errors import PipelineBusy, StageFailed
+from graft.pipeline import overrides
+from graft.pipeline.dag import stage_order
+from graft.pipeline.lock import pipeline_lock
+from graft.pipeline.runner import lock_was_busy, repro_stage
+from graft.predict import Predictor, expand, write_results
+
+STAGE_RETRIES, STAGE_RETRY_DELAY = 2, 10.0
+
+
+def dvc_lock_was_busy(task, task_run, state) -> bool:
+    """Retry a stage only when DVC did not start it because another dvc process held the repo lock."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # the result cannot be read back (any reason): decide from the state's message
+        return lock_was_busy(state.message or "")
+    return isinstance(error, StageFailed) and lock_was_busy(error.output)
+
+
+@task(name="apply-params")
+def apply_params(root: str, params: dict[str, Any]) -> dict[str, list]:
+    """Write the run's params overrides into params.yaml (checked first; atomic; no retries)."""
+    changes = overrides.apply(Path(root) / "params.yaml", params)
+    for key, (old, new) in changes.items():
+        print(f"params override: {key}: {old!r} -> {new!r}")
+    return {key: [old, new] for key, (old, new) in changes.items()}
+
+
+@task(name="dvc-stage", task_run_name="{stage}", retries=STAGE_RETRIES, retry_delay_seconds=STAGE_RETRY_DELAY,
+      retry_condition_fn=dvc_lock_was_busy)
+def run_stage(stage: str, root: str):
+    result = repro_stage(stage, root)
+    outcome = {"stage": stage, "ran": result.ran}
+    if not result.ran:
+        return Completed(name="Skipped", message=f"{stage}: up to date, skipped by DVC", data=outcome)
+    print(f"{stage}: ran")
+    return outcome
+
+
+@task(name="publish-artifacts", retries=2, retry_delay_seconds=5)
+def publish(root: str) -> None:
+    """Prefect artifacts from the run's records (paths from params.yaml, relative to ``root``)."""
+    base = Path(root)
+    paths = config.load(base / "params.yaml").paths
+    paths = paths.model_copy(update={name: base / value for name, value in paths.model_dump().items()})
+    validation = artifacts.VALIDATION_SUMMARY.read_or_none(paths)
+    if validation:
+        counts = "\n".join(f"| {c} | {n} |" for c, n in validation.class_counts.items())
+        create_markdown_artifact(key="graft-validation", description="Great Expectations on the target data",
+                                 markdown=f"## Validation: {'passed' if validation.success else 'FAILED'}\n\n"
+                                          f"{validation.files} files, {validation.decodable} decode.\n\n"
+                                          f"| class | images |\n|---|---:|\n{counts}\n")
+    scores = artifacts.METRICS.read_or_none(paths)
+    if scores:
+        create_table_artifact(key="graft-metrics", description="Test-split metrics of both phases", table=[
+            {"model": name, **getattr(scores, name).model_dump(include={"accuracy", "loss", "macro_f1", "ece", "errors"})}
+            for name in ("head", "finetuned")])
+    gate = artifacts.GATE.read_or_none(paths)
+    if gate:
+        create_markdown_artifact(key="graft-gate", description="Release gate",
+                                 markdown="## Gate: " + ("blessed" if gate.blessed else "NOT blessed") + "\n\n"
+                                          + "\n".join(f"- {r}" for r in gate.reasons))
+    for key, artifact, text in (("graft-confusion-matrix", artifacts.CONFUSION_PNG, "confusion matrix"),
+                                ("graft-model-card", artifacts.MODEL_CARD, "model card")):
+        path = artifact.path(paths)
+        if path.is_file():
+            create_link_artifact(key=key, link=path.resolve().as_uri(), link_text=text)
+
+
+@flow(name="graft-pipeline", log_prints=True)
+def pipeline(root: str, wait_seconds: float = 0.0, params: dict[str, Any] | None = None):
+    """Run every DVC stage of the project at ``root`` in DVC's order; return what ran.
+
+    ``params``: overrides for this run, dotted keys to values (``{"finetune.lr": 5e-05}``), written
+    into params.yaml once the run holds the pipeline (a busy trigger never touches the file)."""
+    asked = time.monotonic()
+    try:
+        with pipeline_lock(root, wait_seconds=wait_seconds):
+            print(f"pipeline lock taken after {time.monotonic() - asked:.1f} s")
+            if params:
+                apply_params(root, params)
+            # return_state: a Skipped state carries its outcome as data; .result() re-raises failures
+            runs = [run_stage(stage, root, return_state=True).result() for stage in stage_order(root)]
+            publish(root)
+    except PipelineBusy as busy:
+        get_run_logger().warning(str(busy))
+        return Cancelled(message=str(busy))
+    return runs
+
+
+@flow(name="graft-batch-predict", log_prints=True)
+def batch_predict(images: str, model: str, out: str) -> dict:
+    """Score every image under ``images`` with ``model`` (an ONNX file graft exported); write
+    ``out`` (.csv or .json; an unreadable file gets an error, the rest still score); publish a
+    summary artifact; return the summary."""
+    results = Predictor(model).predict(expand([images]))
+    out_path = Path(out)
+    write_results(out_path, results)
+    labels = collections.Counter(r["label"] for r in results if "label" in r)
+    errors = [r for r in results if "error" in r]
+    summary = {"images": len(results), "labels": dict(labels), "errors": len(errors), "out": str(out_path)}
+    rows = "\n".join(f"| {label} | {n} |" for label, n in labels.most_common())
+    bad = "\n".join(f"- `{r['path']}`: {r['error']}" for r in errors[:20])
+    create_markdown_artifact(key="graft-batch-predictions", description=f"{len(results)} images scored",
+                             markdown=f"## Batch prediction\n\n{len(results)} images from `{images}` with `{model}`; "
+                                      f"results in `{out_path}`.\n\n| label | images |\n|---|---:|\n{rows}\n\n"
+                                      + (f"**{len(errors)} files could not be read:**\n\n{bad}\n" if errors else ""))
+    print(f"scored {len(results) - len(errors)} images, {len(errors)} unreadable; results in {out_path}")
+    return summary
+
+
+def serve(*, root: str, name: str, schedule: dict, wait_seconds: float, params: dict[str, Any]) -> None:
+    """Serve :func:`pipeline` as a scheduled deployment (needs a real Prefect server: PREFECT_API_URL).
+    ``global_limit=1`` keeps one run at a time on the Prefect side too; the pipeline's own lock
+    turns any overlap into a clean "pipeline busy"."""
+    pipeline.serve(name=name, global_limit=1, **schedule,
+                   parameters={"root": root, "wait_seconds": wait_seconds, "params": params})

@@ -1,0 +1,180 @@
+"""Export tier: the published folder, its metadata and its gates, on the tiny pipeline's model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import yaml
+
+from graft.errors import GateRefused, ParityError
+from graft.export import contract as onnx_meta
+from graft.export.int8_passes import pixels_as_quantized_input
+from graft.export.parity import onnx_predict
+from graft.export.publish import export, try_int8
+from graft.export.quantize import quantize
+from graft.model.saved import load
+from graft.records import GateRecord
+from tests.helpers import optimized_ops, params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def folder(tiny_project):
+    return tiny_project / "models" / "export"
+
+
+def test_folder_holds_what_consumers_need(folder):
+    assert {p.name for p in folder.iterdir()} >= {"model.onnx", "labels.json", "model_card.md", "export.json"}
+    labels = json.loads((folder / "labels.json").read_text())
+    assert labels["classes"] == ["Sandal", "Shirt"] and labels["input"]["height"] == 28
+
+
+def test_parity_was_checked_at_batch_1_and_32(folder):
+    parity = json.loads((folder / "export.json").read_text())["parity"]
+    for batch in ("batch_1", "batch_32"):
+        assert parity[batch]["max_abs_diff"] <= 1e-4
+        assert parity[batch]["same_top1"] == parity["images"] == 20
+
+
+def test_int8_is_shipped_within_the_accuracy_budget(folder):
+    int8 = json.loads((folder / "export.json").read_text())["int8"]
+    assert int8["shipped"] and (folder / "model.int8.onnx").is_file()  # the tiny model loses nothing in int8
+    assert int8["drop_points"] <= int8["max_drop_points"] and int8["accuracy"] == int8["float_accuracy"]
+    assert int8["graph_passes"] == {"pixels_as_quantized_input": True, "pack_pixel_columns": True}
+    assert onnx_meta.read(ort.InferenceSession(str(folder / "model.int8.onnx")))["precision"] == "int8"
+    assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(folder / "model.int8.onnx")).graph.node)
+
+
+def test_int8_beyond_the_accuracy_budget_is_not_shipped(tmp_path, folder, tiny_project):
+    x = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
+    y = onnx_predict(folder / "model.onnx", x, batch_size=8).argmax(1)
+    report = try_int8(folder / "model.onnx", tmp_path / "int8.onnx", calibration=x, x=x, y=y, float_accuracy=1.0,
+                      max_drop_points=-1.0)  # no budget at all: even an int8 model that loses nothing is refused
+    assert not report["shipped"] and "limit -1.0" in report["reason"] and not (tmp_path / "int8.onnx").exists()
+
+
+def test_int8_reads_the_uint8_pixels_as_a_quantized_tensor(tmp_path, folder):
+    """The pixel scaling (Cast, x/255 and their Q/DQ pairs, run as a QLinearMul) is replaced by one
+    DequantizeLinear of the raw pixels; the outputs do not change."""
+    rng = np.random.default_rng(0)
+    calibration = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)  # spans 0 to 255
+    plain, rewritten = tmp_path / "plain.onnx", tmp_path / "rewritten.onnx"
+    quantize(folder / "model.onnx", plain, calibration=calibration, pixels_as_quantized=False)
+    quantize(folder / "model.onnx", rewritten, calibration=calibration, pack_columns=False)
+    before = [n.op_type for n in onnx.load(str(plain)).graph.node]
+    graph = onnx.load(str(rewritten)).graph
+    after = [n.op_type for n in graph.node]
+    assert {"Cast", "Mul"} <= set(before) and not {"Cast", "Mul"} & set(after)
+    assert len(after) < len(before)
+    node = next(n for n in graph.node if onnx_meta.INPUT_NAME in n.input)
+    while node.op_type != "DequantizeLinear":  # through layout ops only (NHWC to NCHW)
+        assert node.op_type in ("Reshape", "Transpose")
+        node = next(n for n in graph.node if node.output[0] in n.input)
+    scale = next(i for i in graph.initializer if i.name == node.input[1])
+    assert onnx.numpy_helper.to_array(scale) == np.float32(1 / 255)
+    x = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    x[0], x[1] = 0, 255
+    for batch_size in (1, 32):
+        ours, theirs = (onnx_predict(p, x, batch_size=batch_size) for p in (rewritten, plain))
+        assert np.abs(ours - theirs).max() <= 1e-6
+    # what onnxruntime runs: the first quantized convolution reads the pixels, no QLinearMul left
+    ops = optimized_ops(rewritten, tmp_path)
+    assert "QLinearMul" not in ops and "Cast" not in ops and "QLinearConv" in ops
+    meta = onnx_meta.read(ort.InferenceSession(str(rewritten)))
+    assert meta["precision"] == "int8" and meta["classes"] == ["Sandal", "Shirt"]
+
+
+def test_int8_first_convolution_reads_packed_pixel_columns(tmp_path, folder):
+    """The grayscale first convolution runs in int8 on four pixel columns packed into channels:
+    every convolution is int8, onnxruntime runs no transpose between them, and the outputs are the
+    unpacked int8 model's, bit for bit."""
+    rng = np.random.default_rng(1)
+    calibration = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    packed, unpacked = tmp_path / "packed.onnx", tmp_path / "unpacked.onnx"
+    quantize(folder / "model.onnx", packed, calibration=calibration)
+    quantize(folder / "model.onnx", unpacked, calibration=calibration, pack_columns=False)
+    convs = sum(n.op_type == "Conv" for n in onnx.load(str(folder / "model.onnx")).graph.node)
+    ops = optimized_ops(packed, tmp_path)
+    last_conv = len(ops) - 1 - ops[::-1].index("QLinearConv")
+    assert ops.count("QLinearConv") == convs and "Conv" not in ops and "Transpose" not in ops[:last_conv]
+    assert "Transpose" in optimized_ops(unpacked, tmp_path)  # what the packing saves
+    x = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    x[0], x[1] = 0, 255
+    for batch_size in (1, 32):
+        ours, theirs = (onnx_predict(p, x, batch_size=batch_size) for p in (packed, unpacked))
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_pixel_pass_leaves_other_graphs_alone(folder):
+    float_model = onnx.load(str(folder / "model.onnx"))  # no Q/DQ pairs: nothing to rewrite
+    serialized = float_model.SerializeToString()
+    assert not pixels_as_quantized_input(float_model)
+    assert float_model.SerializeToString() == serialized
+
+
+def test_metadata_says_what_the_model_is_and_where_it_came_from(tiny_project, folder):
+    meta = onnx_meta.read(ort.InferenceSession(str(folder / "model.onnx")))
+    assert meta["classes"] == ["Sandal", "Shirt"]
+    assert meta["input"] | {"resize": None} == {"name": "pixels", "layout": "NHWC", "dtype": "uint8", "height": 28,
+                                                "width": 28, "channels": 1, "value_range": [0, 255], "resize": None}
+    lock = yaml.safe_load((tiny_project / "dvc.lock").read_text())
+    split_md5 = next(o["md5"] for o in lock["stages"]["split"]["outs"] if o["path"] == "data/split")
+    assert meta["data_hash"] == split_md5
+    assert len(meta["params_hash"]) == 64 and meta["git_revision"] != ""
+    metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())
+    assert meta["metrics"]["finetuned"]["accuracy"] == metrics["finetuned"]["accuracy"]
+    assert meta["gate"] == {"blessed": True, "reasons": [], "published_anyway": False}
+
+
+def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder):
+    card = (folder / "model_card.md").read_text()
+    metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())
+    for phase in ("head", "finetuned"):
+        assert f"{metrics[phase]['accuracy']:.2%}" in card
+        assert f"{metrics[phase]['errors']}/{metrics[phase]['images']}" in card
+    assert "Sandal" in card and "Intended use and limits" in card
+    lift = json.loads((tiny_project / "metrics" / "lift.json").read_text())
+    assert f"reaches {lift['scratch_accuracy']:.2%}" in card and f"{lift['accuracy_points']:+.2f} points" in card
+    assert "**Gate**: blessed" in card
+    assert "unfreeze: block2" in card  # the params as used
+
+
+def test_failed_parity_publishes_nothing(tmp_path, tiny_project):
+    model = load(tiny_project / "models" / "finetuned.keras")
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    shipped = params()
+    impossible = shipped.export.model_copy(update={"tolerance": -1.0})  # no model could meet it
+    with pytest.raises(ParityError, match="Nothing was published"):
+        export(model=model, out_dir=tmp_path / "out", test_x=x, test_y=np.zeros(4, int), calibration=None,
+               classes=["Sandal", "Shirt"], image=shipped.image, settings=impossible, extra={})
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.iterdir())  # no temporary folder left behind either
+
+
+def test_unblessed_model_is_refused_unless_overridden(tmp_path, tiny_project):
+    model = load(tiny_project / "models" / "finetuned.keras")
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    refused = GateRecord(blessed=False, reasons=["test accuracy 0.5 is below gate.min_accuracy 0.99"], checks={})
+    shipped = params()
+    options = dict(model=model, test_x=x, test_y=np.zeros(4, int), calibration=None, classes=["Sandal", "Shirt"],
+                   image=shipped.image, extra={}, gate=refused)
+    with pytest.raises(GateRefused, match="min_accuracy.*allow_unblessed"):
+        export(out_dir=tmp_path / "refused", settings=shipped.export, **options)
+    assert not list(tmp_path.iterdir())
+    export(out_dir=tmp_path / "forced", settings=shipped.export.model_copy(update={"allow_unblessed": True}), **options)
+    meta = onnx_meta.read(ort.InferenceSession(str(tmp_path / "forced" / "model.onnx")))
+    assert meta["gate"]["blessed"] is False and meta["gate"]["published_anyway"] is True
+
+
+def test_float_model_moves_to_nchw_before_scaling_the_pixels(folder):
+    """The published float model runs its layout op on the uint8 pixels and scales after it
+    (graft.export.passes: onnxruntime's Mul is slow on [N, 28, 28, 1]); parity held (above)."""
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    first = next(n for n in graph.node if onnx_meta.INPUT_NAME in n.input)
+    after = next(n for n in graph.node if first.output[0] in n.input)
+    assert first.op_type in ("Reshape", "Transpose") and after.op_type == "Cast"

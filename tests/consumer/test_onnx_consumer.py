@@ -1,0 +1,72 @@
+"""Consumer tier: the exported model used as other teams use it, in processes without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.helpers import BIN, env
+
+pytestmark = pytest.mark.slow
+
+NO_TENSORFLOW = textwrap.dedent("""
+    import sys
+    class _Block:  # any attempt to import TensorFlow or Keras fails loudly
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
+                raise ImportError(f"consumer code imported {name}")
+    sys.meta_path.insert(0, _Block())
+""")
+
+
+def python(code: str, cwd) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW + textwrap.dedent(code)], cwd=cwd, env=env(),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_plain_onnxruntime_with_only_the_metadata(tiny_project):
+    out = python("""
+        import json, sys
+        import numpy as np, onnxruntime as ort
+        from PIL import Image
+        s = ort.InferenceSession("models/export/model.onnx")
+        meta = s.get_modelmeta().custom_metadata_map
+        classes, spec = json.loads(meta["graft.classes"]), json.loads(meta["graft.input"])
+        img = Image.open("data/split/test/Shirt/" + sorted(__import__("os").listdir("data/split/test/Shirt"))[0])
+        x = np.asarray(img.convert("L").resize((spec["width"], spec["height"])), dtype=np.uint8)
+        x = x.reshape(1, spec["height"], spec["width"], spec["channels"])
+        batch = np.repeat(x, 3, axis=0)  # the batch axis is dynamic
+        probs = s.run(["probabilities"], {spec["name"]: batch})[0]
+        assert "tensorflow" not in sys.modules
+        print(json.dumps({"classes": classes, "shape": list(probs.shape), "sum": float(probs.sum(axis=1).mean())}))
+    """, tiny_project)
+    result = json.loads(out.stdout)
+    assert result["classes"] == ["Sandal", "Shirt"]
+    assert result["shape"] == [3, 2]
+    assert result["sum"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_graft_predict_cli_never_imports_tensorflow_and_reports_bad_files(tiny_project):
+    bad = tiny_project / "not-an-image.png"
+    bad.write_bytes(b"garbage")
+    try:
+        result = subprocess.run([str(BIN / "graft"), "predict", "data/split/test/Sandal", str(bad), "--top-k", "2"],
+                                cwd=tiny_project, env=env(), capture_output=True, text=True, timeout=300)
+    finally:
+        bad.unlink()
+    assert result.returncode == 1, result.stderr  # one file could not be read
+    rows = json.loads(result.stdout)
+    assert len(rows) == 11
+    assert "error" in rows[-1] and "not-an-image.png" in rows[-1]["path"]
+    assert all(r["label"] in ("Sandal", "Shirt") and len(r["top"]) == 2 for r in rows[:-1])
+    python("""
+        import graft.predict, graft.cli, sys
+        graft.predict.Predictor("models/export/model.onnx")
+        assert "tensorflow" not in sys.modules
+    """, tiny_project)

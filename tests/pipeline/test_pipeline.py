@@ -1,0 +1,199 @@
+"""Pipeline tier: a real `dvc repro` and a real Prefect run of the whole graph on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from graft.pipeline.dag import stage_order
+from tests.helpers import BIN, dvc, env, make_project, stages
+
+pytestmark = pytest.mark.slow
+
+STAGES = stages()
+
+
+def ran(output: str) -> list[str]:
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+@pytest.fixture
+def project(tiny_project):
+    return tiny_project
+
+
+def test_first_repro_ran_every_stage(tiny_project_first_run):
+    assert ran(tiny_project_first_run) == STAGES
+
+
+def test_stage_order_comes_from_dvc(project):
+    order = stage_order(project)
+    assert sorted(order) == sorted(STAGES) and order != STAGES  # DVC's order, not the file's
+    before = {name: i for i, name in enumerate(order)}
+    for stage, deps in {"validate": ["ingest"], "split": ["validate"], "pretrain": ["ingest"],
+                        "features": ["pretrain", "split"],
+                        "advise": ["features"], "train_head": ["features"], "finetune": ["train_head", "advise", "scratch"],
+                        "scratch": ["split"], "evaluate": ["finetune", "scratch"],
+                        "export": ["finetune", "evaluate"]}.items():
+        assert all(before[d] < before[stage] for d in deps), (stage, order)
+
+
+def test_repro_writes_every_declared_output(project):
+    metrics = json.loads((project / "metrics" / "metrics.json").read_text())
+    assert set(metrics) == {"head", "finetuned"}  # models only: the lift has its own record
+    for phase in ("head", "finetuned"):
+        assert metrics[phase]["images"] == 20  # 10 synthetic test images per target class
+        assert metrics[phase]["accuracy"] == pytest.approx(1 - metrics[phase]["errors"] / 20)
+    with open(project / "plots" / "confusion.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 20
+    assert metrics["finetuned"]["accuracy"] == pytest.approx(sum(r["actual"] == r["predicted"] for r in rows) / 20)
+    assert (project / "models" / "export" / "model.onnx").stat().st_size > 0
+    lift = json.loads((project / "metrics" / "lift.json").read_text())
+    scratch = json.loads((project / "metrics" / "scratch.json").read_text())
+    assert lift["scratch_accuracy"] == scratch["test"]["accuracy"]
+    assert lift["accuracy_points"] == pytest.approx((metrics["finetuned"]["accuracy"] - scratch["test"]["accuracy"]) * 100)
+    assert json.loads((project / "metrics" / "gate.json").read_text())["blessed"] is True
+    blessed = json.loads((project / "registry" / "blessed.json").read_text())
+    assert blessed["accuracy"] == metrics["finetuned"]["accuracy"]
+    for name in ("confusion.png", "learning_curves.png", "samples.png", "reliability.png", "confusion.csv",
+                 "worst_errors.csv"):
+        assert (project / "plots" / name).stat().st_size > 0
+    shown = dvc(project, "metrics", "show", "--json").stdout
+    assert "finetuned" in shown and "accuracy" in shown
+    assert "plots/confusion.csv" in dvc(project, "plots", "show", "--json").stdout
+
+
+def test_second_repro_reruns_nothing(project):
+    out = dvc(project, "repro").stdout
+    assert ran(out) == [], out
+
+
+def test_changing_finetune_lr_reruns_only_what_depends_on_it(project):
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["finetune"]["lr"] = params["head"]["lr"] / 20
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert ran(dvc(project, "repro").stdout) == ["finetune", "evaluate", "export"]
+    finally:
+        params_file.write_text(original)
+        dvc(project, "repro")
+
+
+KILL_AT_EPOCH = """
+import os, signal, sys
+
+if os.path.basename(sys.argv[0]) == "graft":  # the stage process, not DVC itself
+    from graft.train.callbacks import Journal
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == int(os.environ["GRAFT_TEST_KILL_AT_EPOCH"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    Journal.on_epoch_begin = on_epoch_begin
+"""
+
+
+def test_head_phase_killed_during_repro_resumes_on_the_next_repro(project, tmp_path):
+    """SIGKILL of `graft train_head` in the middle of `dvc repro`; the next `dvc repro` continues from
+    the last finished epoch, on the cached features, which a head-only change does not recompute."""
+    import os
+    import subprocess
+
+    (tmp_path / "sitecustomize.py").write_text(KILL_AT_EPOCH)  # imported by every Python process started
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["head"].update(epochs=4, dense=[8])
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))  # keep the caller's
+        killed = subprocess.run([str(BIN / "dvc"), "repro", "train_head"], cwd=project, capture_output=True, text=True,
+                                env={**env(), "PYTHONPATH": pythonpath, "GRAFT_TEST_KILL_AT_EPOCH": "2"}, timeout=600)
+        assert killed.returncode != 0 and "Running stage 'features'" not in killed.stdout
+        assert "graft train_head: error" not in killed.stderr  # killed, not stopped by an error
+        assert "deleted" in dvc(project, "status", "train_head").stdout  # DVC knows it did not finish
+        out = dvc(project, "repro").stdout
+        assert ran(out) == ["train_head", "finetune", "scratch", "evaluate", "export"]
+        assert "resuming from epoch 3/4" in out
+        head = json.loads((project / "metrics" / "head.json").read_text())
+        assert head["cached_features"] and head["resumed_from_epoch"] == 2 and head["epochs_run"] == 4
+        assert not any((project / ".graft" / "backup" / "train_head").iterdir())
+    finally:
+        params_file.write_text(original)
+        dvc(project, "repro")
+
+
+def test_failed_validation_stops_the_pipeline_with_a_clear_message(tmp_path, fake_fashion_mnist):
+    root = make_project(tmp_path / "project", fake_data=fake_fashion_mnist,
+                        overrides={"validate": {"min_images_per_class": 1000}})
+    result = dvc(root, "repro", check=False)
+    assert result.returncode != 0
+    assert "graft validate: error" in result.stderr and "min_images_per_class" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "data" / "split").exists()
+
+
+def test_prefect_flow_runs_the_same_stages_and_agrees_with_dvc(tmp_path, fake_fashion_mnist):
+    from prefect.testing.utilities import prefect_test_harness
+
+    root = make_project(tmp_path / "project", fake_data=fake_fashion_mnist)
+    from graft.pipeline.flows import pipeline
+
+    with prefect_test_harness(server_startup_timeout=180):
+        first = pipeline(str(root))
+        assert [r["stage"] for r in first] == stage_order(root)
+        assert all(r["ran"] for r in first)
+        again = pipeline(str(root))
+        assert not any(r["ran"] for r in again)
+    assert ran(dvc(root, "repro").stdout) == []  # DVC agrees the flow left everything up to date
+
+
+def test_users_own_folder_replaces_the_target_and_is_never_touched(tmp_path, fake_fashion_mnist):
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    mine = tmp_path / "my images"
+    rng = np.random.default_rng(3)
+    for k, cls in enumerate(["cat", "dog"]):
+        (mine / cls).mkdir(parents=True)
+        for i in range(20):
+            pixels = rng.integers(0, 60, (20, 24, 3), dtype=np.uint8)
+            if k == 0:
+                pixels[::2] = 230  # cats: horizontal stripes
+            else:
+                pixels[:, ::3] = 230  # dogs: vertical stripes
+            Image.fromarray(pixels).save(mine / cls / f"{cls} {i}.{'jpg' if i % 2 else 'png'}")
+
+    def fingerprint():
+        return sorted((str(p.relative_to(mine)), p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+                      for p in mine.rglob("*") if p.is_file())
+
+    before = fingerprint()
+    root = make_project(tmp_path / "project", fake_data=fake_fashion_mnist, overrides={
+        "paths": {"target": str(mine)},
+        "data": {"target": "folder", "target_classes": ["cat", "dog"]},
+        "image": {"height": 16, "width": 16, "channels": 3},
+        "split": {"test_fraction": 0.25, "valid_fraction": 0.3, "train_fraction": None},
+        "head": {"min_steps": 40},  # the scratch baseline gets head + finetune min_steps: enough not to collapse
+    })
+    out = dvc(root, "repro").stdout
+    assert ran(out) == STAGES
+    assert fingerprint() == before
+    assert not (root / "data" / "raw" / "target").exists()
+    assert json.loads((root / "metrics" / "ingest.json").read_text())["target"] == {"folder": str(mine)}
+    metrics = json.loads((root / "metrics" / "metrics.json").read_text())
+    assert set(metrics["finetuned"]["per_class"]) == {"cat", "dog"}
+    with open(root / "data" / "split" / "split.csv", newline="") as f:
+        tests = sum(row["split"] == "test" for row in csv.DictReader(f))
+    assert 4 <= tests <= 16 and metrics["finetuned"]["images"] == tests  # ~25% of 20 per class, by hash
+    scratch = json.loads((root / "metrics" / "scratch.json").read_text())
+    assert scratch["collapsed_to"] is None  # (a collapsed baseline reports no lift: tests/unit/test_lift.py)
+    assert json.loads((root / "metrics" / "lift.json").read_text())["scratch_accuracy"] == scratch["test"]["accuracy"]

@@ -1,0 +1,59 @@
+"""Unit: the release gate's decisions on hand-made metrics."""
+
+import pytest
+
+from graft import artifacts
+from graft.errors import GateRefused
+from graft.evaluate import gate
+from graft.files import write_json
+from graft.records import BlessedRecord, GateRecord, Scores
+from tests.helpers import params
+
+
+def scores(accuracy, recalls):
+    per_class = {c: {"precision": r, "recall": r, "f1": r, "support": 100} for c, r in recalls.items()}
+    return Scores(accuracy=accuracy, loss=0.1, images=200, errors=round((1 - accuracy) * 200), macro_f1=accuracy,
+                  ece=0.01, per_class=per_class)
+
+
+THRESHOLDS = {"min_accuracy": 0.99, "min_class_recall": 0.98, "max_regression": 0.005}
+
+
+def test_good_model_is_blessed():
+    decision = gate.decide(scores=scores(0.995, {"a": 0.99, "b": 1.0}), previous=None, **THRESHOLDS)
+    assert decision.blessed and decision.reasons == []
+    assert set(decision.checks) == {"accuracy", "recall/a", "recall/b"}
+    assert all(check["ok"] for check in decision.checks.values())
+
+
+@pytest.mark.parametrize(("candidate", "previous", "words"), [
+    (scores(0.985, {"a": 0.99, "b": 0.98}), None, ["accuracy 0.9850", "gate.min_accuracy 0.99"]),
+    (scores(0.995, {"a": 1.0, "b": 0.97}), None, ["recall of b 0.9700", "gate.min_class_recall"]),
+    (scores(0.992, {"a": 0.99, "b": 0.99}), BlessedRecord(accuracy=0.998, git_revision="abc"),
+     ["gate.max_regression", "0.9980", "abc"]),
+])
+def test_each_refusal_names_the_threshold(candidate, previous, words):
+    decision = gate.decide(scores=candidate, previous=previous, **THRESHOLDS)
+    assert not decision.blessed and len(decision.reasons) == 1
+    for word in words:
+        assert word in decision.reasons[0]
+
+
+def test_small_regression_within_budget_is_blessed():
+    decision = gate.decide(scores=scores(0.994, {"a": 0.99, "b": 0.99}), previous=BlessedRecord(accuracy=0.998),
+                           **THRESHOLDS)
+    assert decision.blessed and decision.checks["regression"]["ok"]
+
+
+def test_require_and_records(tmp_path):
+    blessed, refused = GateRecord(blessed=True, reasons=[], checks={}), GateRecord(blessed=False, reasons=["x"], checks={})
+    gate.require(blessed, allow_unblessed=False)
+    gate.require(refused, allow_unblessed=True)
+    with pytest.raises(GateRefused, match="x.*export.allow_unblessed"):
+        gate.require(refused, allow_unblessed=False)
+    paths = params({"paths": {"blessed": str(tmp_path / "none.json")}}).paths
+    assert gate.read_record(paths) is None
+    write_json(artifacts.BLESSED.path(paths), {})
+    assert gate.read_record(paths) is None
+    write_json(artifacts.BLESSED.path(paths), {"accuracy": 0.99, "git_revision": "abc"})
+    assert gate.read_record(paths) == BlessedRecord(accuracy=0.99, git_revision="abc")
