@@ -2,30 +2,11 @@
 
 Every stage, the Prefect flows and the tests read parameters through :func:`load`. Unknown,
 missing or misspelt keys, wrong types and impossible values fail here, naming the key and the
-fix, before any stage does work.
+fix, before any stage does work. The sections' models are in :mod:`graft.config.sections`.
 """
 
 from graft.config.load import DEFAULT_PARAMS, json_schema, load, parse, read_yaml, with_changes
 from graft.config.params import Params
-from graft.config.sections import (
-                                   Advisor,
-                                   Augment,
-                                   Base,
-                                   Data,
-                                   Export,
-                                   Finetune,
-                                   Fit,
-                                   Gate,
-                                   Head,
-                                   Image,
-                                   Paths,
-                                   Pretrain,
-                                   Scratch,
-                                   Split,
-                                   Validate,
-)
 from graft.errors import ConfigError
 
-__all__ = ["DEFAULT_PARAMS", "Advisor", "Augment", "Base", "ConfigError", "Data", "Export", "Finetune", "Fit", "Gate",
-           "Head", "Image", "Params", "Paths", "Pretrain", "Scratch", "Split", "Validate", "json_schema", "load", "parse",
-           "read_yaml", "with_changes"]
+__all__ = ["DEFAULT_PARAMS", "ConfigError", "Params", "json_schema", "load", "parse", "read_yaml", "with_changes"]

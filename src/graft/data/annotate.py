@@ -20,7 +20,7 @@ class Checks:
     ``validate`` params section (``settings``)."""
     classes: tuple[str, ...]
     channels: int
-    settings: object  # graft.config.Validate
+    settings: object  # graft.config.sections.Validate
 
     @classmethod
     def of(cls, params) -> Checks:

@@ -121,7 +121,7 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
         backup: Path | None = None, loss: str = "sparse_categorical_crossentropy",
         metrics: tuple[str, ...] = ("accuracy",)) -> FitResult:
     """Compile ``model`` with Adam (``lr``, else ``recipe.lr``) and train it as ``recipe`` (a
-    :class:`graft.config.Fit` section) says;
+    :class:`graft.config.sections.Fit` section) says;
     leave it holding the weights of the epoch with the lowest validation loss.
 
     ``augment`` trains through a wrapper with augmentation layers (``model`` itself never gets
