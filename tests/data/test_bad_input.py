@@ -16,6 +16,7 @@ from graft.errors import ValidationFailed
 from tests.helpers import BIN, env, params, raw_params
 
 CLASSES = ("cat", "dog")
+RULES = images.Rules.of(params().validate)
 
 
 def good_folder(root, *, classes=CLASSES, n=6):
@@ -63,6 +64,8 @@ def warned(summary, column) -> dict[str, str]:
     ("truncated.jpg", png_bytes(pixels(), "JPEG")[:300], "truncated image data"),
     ("animation.gif", png_bytes(pixels(), "GIF"), "GIF images are not allowed (validate.formats: PNG, JPEG)"),
     ("notes.txt", b"not a picture\n", "not an image Pillow can identify"),
+    ("drawing.png", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
+     "EPS images are not allowed"),  # identified from its header; Pillow's EPS decoder (Ghostscript) never runs
 ])
 def test_a_bad_file_is_critical_and_named(tmp_path, name, content, words):
     data = good_folder(tmp_path / "data")
@@ -103,7 +106,7 @@ def test_16_bit_and_rgba_pngs_decode_with_a_mode_warning(tmp_path, name, array, 
     Image.fromarray(array).save(data / "cat" / name)
     summary = run(tmp_path)
     assert summary.success and warned(summary, "mode") == {f"cat/{name}": f"mode {mode}"}
-    decoded = images.decode(data / "cat" / name, height=30, width=20, channels=1)
+    decoded = images.decode(data / "cat" / name, height=30, width=20, channels=1, rules=RULES)
     if mode == "I;16":  # 16-bit scaled to 8-bit, not clipped
         np.testing.assert_array_equal(decoded[..., 0], pixels())
 
@@ -113,7 +116,7 @@ def test_a_cmyk_jpeg_decodes_with_a_mode_warning(tmp_path):
     Image.new("CMYK", (24, 24), (0, 255, 255, 0)).save(data / "dog" / "print.jpg")  # red
     summary = run(tmp_path)
     assert summary.success and warned(summary, "mode") == {"dog/print.jpg": "mode CMYK"}
-    red = images.decode(data / "dog" / "print.jpg", height=24, width=24, channels=3)[12, 12]
+    red = images.decode(data / "dog" / "print.jpg", height=24, width=24, channels=3, rules=RULES)[12, 12]
     assert red[0] > 200 and red[1] < 60 and red[2] < 60
 
 
@@ -134,7 +137,7 @@ def test_an_exif_rotated_jpeg_is_upright_in_training_and_in_predict(tmp_path):
     assert summary.success
     table = manifest.read(tmp_path / "out" / "manifest.csv").set_index("path")
     assert table.at["cat/phone.jpg", "orientation"] == 6 and table.at["cat/phone.jpg", "width"] == 40
-    trained = images.decode(data / "cat" / "phone.jpg", height=40, width=20, channels=1)[..., 0]
+    trained = images.decode(data / "cat" / "phone.jpg", height=40, width=20, channels=1, rules=RULES)[..., 0]
     assert trained[:20].mean() > 200 and trained[20:].mean() < 50  # upright
 
     # predict: a real ONNX model whose class scores are "top half bright" vs "bottom half bright"
@@ -150,7 +153,8 @@ def test_an_exif_rotated_jpeg_is_upright_in_training_and_in_predict(tmp_path):
         [helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten())])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    for key, value in contract.describe(classes=["top", "bottom"], height=40, width=20, channels=1).items():
+    for key, value in contract.describe(classes=["top", "bottom"], height=40, width=20, channels=1, formats=RULES.formats,
+                                        max_pixels=RULES.max_pixels).items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, tmp_path / "halves.onnx")
     (result,) = Predictor(tmp_path / "halves.onnx").predict([data / "cat" / "phone.jpg"])
@@ -167,7 +171,7 @@ def test_a_hidden_file_is_ignored(tmp_path):
     assert summary.success and summary.files == 12 and summary.hidden_skipped == 2
 
 
-def test_unicode_and_space_names_are_fine_and_split_links_them(tmp_path):
+def test_unicode_and_space_names_are_fine_and_split_copies_them(tmp_path):
     from graft.data import split
 
     data = good_folder(tmp_path / "data")
@@ -176,7 +180,7 @@ def test_unicode_and_space_names_are_fine_and_split_links_them(tmp_path):
     assert summary.success and summary.class_counts["cat"] == 7
     table = split.split(manifest_csv=tmp_path / "out" / "manifest.csv", data_dir=data, out_dir=tmp_path / "split",
                         classes=CLASSES, seed=0, test_fraction=0.3, valid_fraction=0.3, train_fraction=None,
-                        train_per_class=None, valid_per_class=None)
+                        train_per_class=None, valid_per_class=None, hard_links=False)
     where = table.set_index("path").at["cat/chat noir é 猫.png", "split"]
     assert (tmp_path / "split" / where / "cat" / "chat noir é 猫.png").is_file()
 
@@ -215,7 +219,7 @@ def test_identical_images_under_two_classes_are_critical_naming_both(tmp_path):
 
 
 def test_the_cli_prints_a_clean_error_and_exits_1(tmp_path):
-    data = good_folder(tmp_path / "data")
+    data = good_folder(tmp_path / "my images")  # beside the project's data/, never inside it
     (data / "dog" / "empty.png").write_bytes(b"")
     changes = {"paths": {"target": str(data), "validation": str(tmp_path / "out")},
                "data": {"target": "folder", "target_classes": list(CLASSES)}}
@@ -225,3 +229,23 @@ def test_the_cli_prints_a_clean_error_and_exits_1(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "graft validate: error:" in result.stderr and "dog/empty.png: empty file (0 bytes)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_outside_the_gate_every_unreadable_file_is_named_in_one_error(tmp_path):
+    """The autoencoder's unlabelled folder (and any folder training reads) goes through the same
+    decoder: a GIF, a bomb and a FIFO are all named, not only the first."""
+    from graft.data.load import decode_all
+    from graft.errors import BadImage
+
+    folder = good_folder(tmp_path / "unlabelled", classes=("any",), n=2) / "any"
+    (folder / "animation.png").write_bytes(png_bytes(pixels(), "GIF"))
+    (folder / "huge.png").write_bytes(png_bytes(np.zeros((40, 40), dtype=np.uint8)))
+    os.mkfifo(folder / "pipe.png")
+    files = sorted(folder.iterdir())
+    with pytest.raises(BadImage) as err:
+        decode_all(files, height=8, width=8, channels=1, rules=images.Rules(formats=("PNG",), max_pixels=1000),
+                   label="reading pretrain.data=unlabelled")
+    message = str(err.value)
+    assert message.startswith("3 of 5 files (pretrain.data=unlabelled) cannot be read")
+    assert "animation.png: GIF images are not allowed" in message and "huge.png: decompression bomb" in message
+    assert "pipe.png: a named pipe (FIFO)" in message

@@ -116,12 +116,12 @@ def validated_split(tmp_path, data, *, seed=1, check_kwargs=None, **kwargs):
     out = tmp_path / "v"
     validate.validate(target_dir=data, checks=checks(min_images_per_class=1, **(check_kwargs or {})), out_dir=out)
     options = {"test_fraction": 0.25, "valid_fraction": 0.25, "train_fraction": None, "train_per_class": None,
-               "valid_per_class": None, **kwargs}
+               "valid_per_class": None, "hard_links": False, **kwargs}
     return split.split(manifest_csv=out / "manifest.csv", data_dir=data, out_dir=tmp_path / "split",
                        classes=CLASSES, seed=seed, **options)
 
 
-def test_split_is_stratified_deterministic_hard_linked_and_records_every_file(tmp_path):
+def test_split_is_stratified_deterministic_never_linked_to_a_users_images_and_records_every_file(tmp_path):
     data = make_folder(tmp_path / "data", {"cat": 40, "dog": 30})
     first = validated_split(tmp_path, data)
     assert len(first) == 70 and set(first["split"]) == {"train", "valid", "test"}
@@ -131,9 +131,10 @@ def test_split_is_stratified_deterministic_hard_linked_and_records_every_file(tm
         for name in ("train", "valid", "test"):
             files = {p.name for p in (tmp_path / "split" / name / cls).iterdir()}
             assert files == {p.split("/")[-1] for p in first[(first["split"] == name) & (first["class"] == cls)]["path"]}
-    linked = first.iloc[0]
-    assert (tmp_path / "split" / linked["split"] / linked["class"] / linked["path"].split("/")[-1]).stat().st_ino == \
-        (data / linked["path"]).stat().st_ino
+    row = first.iloc[0]
+    copy, original = tmp_path / "split" / row["split"] / row["class"] / row["path"].split("/")[-1], data / row["path"]
+    assert copy.read_bytes() == original.read_bytes()
+    assert copy.stat().st_ino != original.stat().st_ino and original.stat().st_nlink == 1  # a copy (or reflink), no link
     pd.testing.assert_frame_equal(first, validated_split(tmp_path, data))
     other_seed = validated_split(tmp_path, data, seed=2).set_index("path").loc[first["path"], "split"]
     assert (other_seed.to_numpy() != first["split"].to_numpy()).any()
@@ -253,7 +254,7 @@ def test_near_duplicate_across_given_splits_quarantines_the_train_copy_or_fails(
     assert quarantine["path"].tolist() == ["train/cat/twin.jpg"] and "test/cat/original.png" in quarantine["reason"][0]
     table = split.split(manifest_csv=out / "manifest.csv", data_dir=data, out_dir=tmp_path / "split", classes=CLASSES,
                         seed=1, test_fraction=0.2, valid_fraction=0.3, train_fraction=None, train_per_class=None,
-                        valid_per_class=None).set_index("path")
+                        valid_per_class=None, hard_links=False).set_index("path")
     assert table.at["train/cat/twin.jpg", "split"] == "excluded"
     assert "near-duplicate" in table.at["train/cat/twin.jpg", "reason"]
 
@@ -262,3 +263,12 @@ def test_split_says_which_class_and_fraction_leave_a_split_empty(tmp_path):
     data = make_folder(tmp_path / "data", {"cat": 6, "dog": 6})
     with pytest.raises(SplitError, match=r"class '(cat|dog)' gets no train"):
         validated_split(tmp_path, data, test_fraction=0.4, valid_fraction=0.5, train_fraction=0.01)
+
+
+def test_graft_s_own_ingested_images_are_hard_linked_into_the_split(tmp_path):
+    """Only data graft owns (ingest's paths.raw) is linked: one copy of each image for raw, split and DVC's cache."""
+    data = make_folder(tmp_path / "raw", {"cat": 10, "dog": 10})
+    table = validated_split(tmp_path, data, hard_links=True)
+    row = table[table["split"] == "train"].iloc[0]
+    linked = tmp_path / "split" / "train" / row["class"] / row["path"].split("/")[-1]
+    assert linked.stat().st_ino == (data / row["path"]).stat().st_ino and linked.stat().st_nlink == 2

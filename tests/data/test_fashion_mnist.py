@@ -49,12 +49,25 @@ def test_falls_back_to_the_keras_cache_and_says_so(tmp_path, monkeypatch):
 def test_no_source_at_all_fails_with_instructions(tmp_path, monkeypatch):
     import keras
 
-    def offline():
+    def offline(*args, **kwargs):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
-    monkeypatch.setattr(fashion_mnist, "KERAS_CACHE_DIR", tmp_path / "no-cache")
-    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)  # no test downloads anything
+    monkeypatch.setattr(fashion_mnist, "KERAS_CACHE_DIR", tmp_path / "keras" / "datasets" / "fashion-mnist")
+    monkeypatch.setattr(keras.utils, "get_file", offline)  # no test downloads anything
     with pytest.raises(DataNotFound) as err:
         fashion_mnist.load()
     assert "network unreachable" in str(err.value) and "dataset-fashion-mnist" in str(err.value)
+
+
+def test_a_download_that_is_not_the_published_file_is_refused(tmp_path, monkeypatch):
+    """The fallback download checks each file's sha256 (served here from a local folder, not the network)."""
+    mirror = write_fake_fashion_mnist(tmp_path / "mirror", train_per_class=2, test_per_class=1)  # other bytes
+    cache = tmp_path / "keras" / "datasets" / "fashion-mnist"
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(fashion_mnist, "KERAS_CACHE_DIR", cache)
+    monkeypatch.setattr(fashion_mnist, "DOWNLOAD", mirror.as_uri() + "/")
+    with pytest.raises(DataNotFound) as err:
+        fashion_mnist.load()
+    assert "download failed" in str(err.value) and "hash" in str(err.value).lower()
+    assert not any(cache.glob("*.gz"))  # nothing that failed its check stays in the cache

@@ -20,6 +20,13 @@ FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+DOWNLOAD = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"  # where Keras fetches them
+SHA256 = {  # of the published files (Debian's package holds the same): a download must match
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
 HOW_TO_GET = (
     "Install Debian's package (sudo apt-get install dataset-fashion-mnist), or put the four "
     "*-ubyte.gz files in a folder and set data.fashion_mnist_dir to it in params.yaml."
@@ -78,13 +85,21 @@ def load(folder: Path | None = None) -> FashionMNIST:
     if _has_files(KERAS_CACHE_DIR):
         return _read_folder(KERAS_CACHE_DIR, f"Keras dataset cache ({KERAS_CACHE_DIR})")
     try:
-        import keras
-
-        (xtr, ytr), (xte, yte) = keras.datasets.fashion_mnist.load_data()
-    except Exception as err:  # offline, proxy, disk full: all mean "not available"
+        download(KERAS_CACHE_DIR)
+    except Exception as err:  # offline, proxy, a wrong digest, disk full: all mean "not available"
         raise DataNotFound(f"Fashion-MNIST is not in {DEBIAN_DIR} or {KERAS_CACHE_DIR}, and the "
-                           f"Keras download failed ({err.__class__.__name__}: {err}). {HOW_TO_GET}") from err
-    return FashionMNIST(xtr, ytr, xte, yte, origin=f"Keras download (now cached in {KERAS_CACHE_DIR})")
+                           f"download failed ({err.__class__.__name__}: {err}). {HOW_TO_GET}") from err
+    return _read_folder(KERAS_CACHE_DIR, f"download (now cached in {KERAS_CACHE_DIR})")
+
+
+def download(folder: Path) -> None:
+    """The four files from Keras' mirror into ``folder`` (Keras' dataset cache), each checked
+    against its sha256 (a file that does not match is deleted and an error raised)."""
+    import keras
+
+    for name, digest in SHA256.items():
+        keras.utils.get_file(name, origin=DOWNLOAD + name, file_hash=digest, hash_algorithm="sha256",
+                             cache_dir=str(folder.parents[1]), cache_subdir=str(folder.relative_to(folder.parents[1])))
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

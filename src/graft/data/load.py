@@ -13,8 +13,10 @@ import pandas as pd
 
 from graft import artifacts
 from graft.artifacts import SPLITS
-from graft.data.decode import decode, is_image_candidate
-from graft.errors import MissingInput
+from graft.data.decode import Rules, decode, is_image_candidate
+from graft.errors import BadImage, MissingInput
+
+MAX_NAMED = 10  # files named in an error
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,9 @@ class Images:
     classes: tuple[str, ...]
 
 
-def load_folder(folder: str | Path, *, classes: Sequence[str], height: int, width: int, channels: int,
+def load_folder(folder: str | Path, *, classes: Sequence[str], height: int, width: int, channels: int, rules: Rules,
                 progress: bool = True) -> Images:
     """Load ``folder/<class>/*`` for the given classes, in class then file-name order."""
-    from tqdm import tqdm
-
     folder = Path(folder)
     files: list[tuple[Path, int]] = []
     for index, name in enumerate(classes):
@@ -37,25 +37,46 @@ def load_folder(folder: str | Path, *, classes: Sequence[str], height: int, widt
         if not class_dir.is_dir():
             raise MissingInput(f"{class_dir}: missing; expected one folder per class {list(classes)}")
         files += [(p, index) for p in sorted(class_dir.iterdir()) if is_image_candidate(p)]
-    x = np.empty((len(files), height, width, channels), dtype=np.uint8)
-    bar = tqdm(files, desc=f"reading {folder}", unit="img", disable=not progress or len(files) < 500,
-               file=sys.stderr, mininterval=1.0)
-    for i, (path, _) in enumerate(bar):
-        x[i] = decode(path, height=height, width=width, channels=channels)
+    x = decode_all([p for p, _ in files], height=height, width=width, channels=channels, rules=rules,
+                   label=f"reading {folder}", progress=progress)
     y = np.array([label for _, label in files], dtype=np.int32)
     return Images(x=x, y=y, paths=tuple(p for p, _ in files), classes=tuple(classes))
 
 
+def decode_all(files: Sequence[Path], *, height: int, width: int, channels: int, rules: Rules, label: str,
+               progress: bool = True) -> np.ndarray:
+    """Every file decoded (graft.data.decode) into one uint8 array, or one :class:`BadImage` that
+    names every file that could not be (up to MAX_NAMED of them)."""
+    from tqdm import tqdm
+
+    x = np.empty((len(files), height, width, channels), dtype=np.uint8)
+    bad = []
+    bar = tqdm(files, desc=label, unit="img", disable=not progress or len(files) < 500, file=sys.stderr,
+               mininterval=1.0)
+    for i, path in enumerate(bar):
+        try:
+            x[i] = decode(path, height=height, width=width, channels=channels, rules=rules)
+        except BadImage as err:
+            bad.append(str(err))
+    if bad:
+        more = f"\n    ... and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
+        raise BadImage(f"{len(bad)} of {len(files)} files ({label.removeprefix('reading ')}) cannot be read; remove or "
+                       "replace them:\n" + "\n".join(f"    {b}" for b in bad[:MAX_NAMED]) + more)
+    return x
+
+
 def load_split(params, name: str, *, progress: bool = True) -> Images:
     """The split stage's ``name`` folder (train, valid or test) as arrays."""
-    image = params.image
     return load_folder(artifacts.SPLIT.path(params.paths) / name, classes=params.data.target_classes,
-                       height=image.height, width=image.width, channels=image.channels, progress=progress)
+                       **decode_args(params), progress=progress)
 
 
-def shape_of(image) -> dict[str, int]:
-    """The decode keywords of the ``image`` params section."""
-    return {"height": image.height, "width": image.width, "channels": image.channels}
+def decode_args(params) -> dict:
+    """The keywords of graft.data.decode.decode for these params: the model's input size and the
+    data gate's rules (``image`` and ``validate``)."""
+    image = params.image
+    return {"height": image.height, "width": image.width, "channels": image.channels,
+            "rules": Rules.of(params.validate)}
 
 
 def split_counts(split_csv: Path) -> dict[str, dict[str, int]]:

@@ -15,13 +15,9 @@ reported as a bad entry, so a link loop cannot make the walk endless).
 
 from __future__ import annotations
 
-import hashlib
-import io
 import multiprocessing
 import os
-import stat
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,28 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image
 
 from graft.artifacts import SPLITS
-from graft.data.decode import normalize
+from graft.data.decode import Rules, normalize, open_image, special_file
+from graft.errors import BadImage
+from graft.files import sha256_file
 
 COLUMNS = ["path", "class", "given_split", "bytes", "sha256", "phash", "format", "mode", "width", "height",
            "channels", "orientation", "decodes", "error"]
 HASH_SIZE = 16  # the perceptual hash keeps HASH_SIZE x HASH_SIZE low DCT frequencies: 256 bits
 _DCT_SIZE = 32
 PARALLEL_MIN_FILES = 256  # below this, one process is faster than starting a pool
-
-
-@dataclass(frozen=True, kw_only=True)
-class Rules:
-    """How files are opened: ``validate.formats`` and ``validate.max_pixels``."""
-    formats: tuple[str, ...]
-    max_pixels: int
-
-    @classmethod
-    def of(cls, validate) -> Rules:
-        """The rules of the ``validate`` params section."""
-        return cls(formats=tuple(validate.formats), max_pixels=validate.max_pixels)
 
 
 @dataclass(frozen=True)
@@ -129,17 +115,6 @@ def perceptual_hashes(thumbs: np.ndarray) -> list[str]:
     return [row.tobytes().hex() for row in np.packbits(coefficients > median, axis=1)]
 
 
-def _friendly(err: Exception, rules: Rules) -> str:
-    if isinstance(err, UnidentifiedImageError):
-        return "not an image Pillow can identify (garbage, or not an image file at all)"
-    if isinstance(err, Image.DecompressionBombError | Image.DecompressionBombWarning):
-        return f"decompression bomb: {err} (validate.max_pixels: {rules.max_pixels}); not decoded"
-    message = str(err).replace("<_io.BytesIO object at ", "<").strip()
-    if "truncated" in message.lower():
-        return f"truncated image data: {message}"
-    return f"{err.__class__.__name__}: {message}"
-
-
 def _unread(error: str) -> dict:
     """The fields of a file nothing could be read from (yet)."""
     return {"bytes": 0, "sha256": "", "format": "", "mode": "", "width": 0, "height": 0, "channels": 0,
@@ -147,60 +122,44 @@ def _unread(error: str) -> dict:
 
 
 def inspect(path: str, rules: Rules) -> tuple[dict, np.ndarray | None]:
-    """One file -> (manifest fields without path/class, 32x32 grayscale thumbnail or None). Never raises."""
+    """One file -> (manifest fields without path/class, 32x32 grayscale thumbnail or None). Never
+    raises: what is wrong with a file is a finding. It is read twice, a chunk at a time to hash it
+    (memory bounded by the chunk) and then by the one safe decoder (graft.data.decode)."""
     row = _unread("")
+    if (problem := special_file(path)) is not None:
+        row["error"] = problem
+        return row, None
     try:
-        info = os.stat(path)  # follows a symbolic link; a loop or dangling link raises here
+        row["bytes"], row["sha256"] = os.path.getsize(path), sha256_file(path)
+        with open_image(path, rules) as img:
+            row.update(format=img.format or "", mode=img.mode, width=img.width, height=img.height,
+                       channels=len(img.getbands()), orientation=int(img.getexif().get(0x0112, 1) or 1))
+            thumb = normalize(img, channels=1).resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.BILINEAR)
+            pixels = np.asarray(thumb, dtype=np.uint8)
     except OSError as err:
         row["error"] = f"cannot read: {err.strerror or err}"
         return row, None
-    if not stat.S_ISREG(info.st_mode):
-        row["error"] = "not a regular file"
-        return row, None
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        row["error"] = f"cannot read: {err.strerror or err}"
-        return row, None
-    row["bytes"] = len(data)
-    row["sha256"] = hashlib.sha256(data).hexdigest()
-    if not data:
-        row["error"] = "empty file (0 bytes)"
-        return row, None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                row.update(format=img.format or "", mode=img.mode, width=img.width, height=img.height,
-                           channels=len(img.getbands()))
-                if row["format"] not in rules.formats:
-                    row["error"] = (f"{row['format'] or 'unknown'} images are not allowed "
-                                    f"(validate.formats: {', '.join(rules.formats)}); not decoded")
-                    return row, None
-                if img.width * img.height > rules.max_pixels:
-                    row["error"] = (f"decompression bomb: {img.width}x{img.height} = {img.width * img.height} pixels, "
-                                    f"over validate.max_pixels ({rules.max_pixels}); not decoded")
-                    return row, None
-                img.load()
-                row["orientation"] = int(img.getexif().get(0x0112, 1) or 1)
-                thumb = normalize(img, channels=1).resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.BILINEAR)
-                pixels = np.asarray(thumb, dtype=np.uint8)
-    except Exception as err:  # Pillow raises many types for bad files; each is a finding, not a crash
-        row["error"] = _friendly(err, rules)
+    except BadImage as err:
+        row["error"] = str(err).removeprefix(f"{path}: ")
+        if not row["format"]:  # what Pillow saw of the header, for the manifest
+            row.update(_header(path))
         return row, None
     row["decodes"] = True
     return row, pixels
 
 
-def _init(rules: Rules) -> None:
-    Image.MAX_IMAGE_PIXELS = rules.max_pixels  # Pillow raises above twice this; inspect() checks the limit itself
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+def _header(path: str) -> dict:
+    """Format, mode, size and channels from the header alone, for a file that was not decoded."""
+    try:
+        with Image.open(path) as img:  # identify only: nothing is decoded
+            return {"format": img.format or "", "mode": img.mode, "width": img.width, "height": img.height,
+                    "channels": len(img.getbands())}
+    except Exception:  # nothing Pillow recognises: the error already says so
+        return {}
 
 
 def inspect_chunk(chunk: Sequence[Entry], rules: Rules) -> list[tuple]:
     """Rows for a chunk of entries, perceptual hashes computed for the chunk at once."""
-    _init(rules)
     rows, thumbs, where = [], [], []
     for entry in chunk:
         if entry.problem:

@@ -18,8 +18,8 @@ divide. So:
   with a lower hash can take an existing image's place, which then becomes unused: it still
   never moves between train, valid and test.
 
-Files are hard-linked from the target folder (copied where links are impossible), and
-``split.csv`` records every file of the manifest: train, valid, test, "" (usable, unused) or
+Files are hard-linked from graft's own ingested data, and reflinked or copied from a user's
+folder (never linked to it), and ``split.csv`` records every file of the manifest: train, valid, test, "" (usable, unused) or
 "excluded" (with the reason).
 """
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from graft import artifacts
 from graft.artifacts import SPLITS
 from graft.data import manifest
 from graft.errors import SplitError
-from graft.files import atomic_path
+from graft.files import atomic_path, clone_or_copy
 
 
 def order_key(seed: int, path: str) -> str:
@@ -92,18 +91,13 @@ def assign(table: pd.DataFrame, *, classes: Sequence[str], seed: int, test_fract
     return table.sort_values(["split", "class", "path"]).reset_index(drop=True)
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def split(*, manifest_csv: Path, data_dir: Path, out_dir: Path, classes: Sequence[str], seed: int,
           test_fraction: float, valid_fraction: float, train_fraction: float | None, train_per_class: int | None,
-          valid_per_class: int | None) -> pd.DataFrame:
+          valid_per_class: int | None, hard_links: bool) -> pd.DataFrame:
     """Assign every file of the manifest (:func:`assign`) and write ``out_dir``: the split folders
-    and split.csv. Returns the table."""
+    and split.csv. Returns the table. ``hard_links`` only for graft's own data (ingest's
+    ``paths.raw``): a user's images are reflinked or copied, never linked, so that nothing DVC or
+    graft does to the split (DVC makes linked files read-only and part of its cache) reaches them."""
     table = assign(manifest.read(manifest_csv), classes=classes, seed=seed, test_fraction=test_fraction,
                    valid_fraction=valid_fraction, train_fraction=train_fraction, train_per_class=train_per_class,
                    valid_per_class=valid_per_class)
@@ -116,7 +110,10 @@ def split(*, manifest_csv: Path, data_dir: Path, out_dir: Path, classes: Sequenc
             dst = tmp / name / cls / Path(path).name
             if dst.exists():  # same file name in two folders of one class (given splits, subfolders)
                 dst = dst.with_stem(f"{dst.stem}-{order_key(seed, path)[:8]}")
-            link_or_copy(data_dir / path, dst)
+            if hard_links:
+                os.link(data_dir / path, dst)
+            else:
+                clone_or_copy(data_dir / path, dst)
         columns = ["path", "class", "given_split", "split", "group", "u", "reason"]
         table[columns].to_csv(tmp / artifacts.SPLIT_TABLE.name, index=False)
     return table
