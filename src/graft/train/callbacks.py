@@ -1,10 +1,18 @@
-"""The fit loop's callbacks: the journal of finished epochs, and the best weights by validation loss."""
+"""The fit loop's callbacks: the best weights by validation loss, and the checkpoint that lets a
+killed phase resume exactly where it was.
+
+Keras' own BackupAndRestore keeps the weights, the optimizer and the epoch, but not the state of
+the random generators of dropout and augmentation, nor early stopping's counter, nor anything
+of graft's own (the history, the best weights so far); and its files and graft's could disagree
+after a kill between two of them. :class:`Checkpoint` writes all of it as one folder, put in
+place in one rename at the end of every epoch, so a resumed phase continues the uninterrupted
+run bit for bit (tests/unit/test_engine.py kills one and compares).
+"""
 
 from __future__ import annotations
 
-import csv
+import json
 import math
-import os
 from pathlib import Path
 
 import keras
@@ -15,56 +23,85 @@ from graft.files import atomic_path
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-class Journal(keras.callbacks.Callback):
-    """Appends each finished epoch's metrics to a CSV; ``durable``: fsynced too, so the history of a
-    resumable phase survives a kill (a phase that cannot resume needs only the file)."""
-
-    def __init__(self, path: Path, *, durable: bool = True):
-        super().__init__()
-        self.path, self.durable = path, durable
-
-    def on_epoch_end(self, epoch, logs=None):
-        new = not self.path.exists()
-        keys = [k for k in HISTORY_KEYS if k in logs]  # no accuracy for an autoencoder
-        with open(self.path, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(["epoch", *keys])
-            writer.writerow([epoch + 1, *(float(logs[k]) for k in keys)])
-            if self.durable:
-                f.flush()
-                os.fsync(f.fileno())
-
-
 class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the lowest validation loss: in memory, and in ``path``
-    (an .npz, replaced in one rename) when the phase must survive a kill. Cheaper than Keras'
-    ModelCheckpoint, which walks and writes the whole model to HDF5 at every improvement."""
+    """Keeps the weights of the epoch with the lowest validation loss, in memory (the checkpoint
+    saves them). Cheaper than Keras' ModelCheckpoint, which writes the whole model at every
+    improvement."""
 
-    def __init__(self, path: Path | None, *, best_val_loss: float = math.inf):
+    def __init__(self):
         super().__init__()
-        self.path, self.best, self.weights = path, best_val_loss, None
+        self.best, self.weights = math.inf, None
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["val_loss"] < self.best:
             self.best, self.weights = logs["val_loss"], self.model.get_weights()
-            if self.path is not None:
-                with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
-                    np.savez(f, *self.weights)
 
     def restore(self) -> None:
-        """Put the best weights back (from memory, or from ``path`` when a killed run found them)."""
-        if self.weights is None and self.path is not None and self.path.exists():
-            with np.load(self.path) as saved:
-                self.weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        """Put the best weights back."""
         if self.weights is not None:
             self.model.set_weights(self.weights)
 
 
-def read_journal(path: Path) -> dict[int, dict[str, float]]:
-    """Epoch -> metrics; an epoch written twice (killed after the journal, before the backup) keeps
-    its last row."""
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        return {int(row["epoch"]): {k: float(row[k]) for k in HISTORY_KEYS if k in row} for row in csv.DictReader(f)}
+def seed_states(model: keras.Model) -> list:
+    """The state variables of the model's random generators (dropout, augmentation): Keras
+    leaves them out of ``get_weights`` and of its checkpoints."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """The history of the finished epochs, and, with a ``folder``, everything a killed phase needs
+    to go on as if it had not been killed: weights, optimizer, random generators, the best weights
+    so far, early stopping's state. Put it last among the callbacks: it saves what the others hold
+    at the end of each epoch, and sets early stopping's state after that resets itself."""
+
+    def __init__(self, folder: Path | None, *, keeper: BestWeights, stopper=None):
+        super().__init__()
+        self.folder, self.keeper, self.stopper = folder, keeper, stopper
+        self.rows: list[dict[str, float]] = []
+        self._stopper_state = None
+
+    def restore(self, trainer: keras.Model) -> int:
+        """Load a killed run's state into ``trainer``; return the epochs it had finished (0: none)."""
+        if self.folder is None or not (self.folder / "state.json").is_file():
+            return 0
+        state = json.loads((self.folder / "state.json").read_text())
+        with np.load(self.folder / "arrays.npz") as arrays:
+            trainer.set_weights(_take(arrays, "weight", state["weights"]))
+            if not trainer.optimizer.built:
+                trainer.optimizer.build(trainer.trainable_variables)
+            for variable, value in zip(trainer.optimizer.variables, _take(arrays, "optimizer", state["optimizer"])):
+                variable.assign(value)
+            for variable, value in zip(seed_states(trainer), _take(arrays, "seed", state["seeds"])):
+                variable.assign(value)
+            if state["best_weights"]:
+                self.keeper.weights = _take(arrays, "best", state["best_weights"])
+        self.keeper.best, self.rows, self._stopper_state = state["best_val_loss"], state["rows"], state["stopper"]
+        return state["epoch"]
+
+    def on_train_begin(self, logs=None):
+        if self.stopper is not None and self._stopper_state is not None:  # after EarlyStopping reset itself
+            self.stopper.wait, self.stopper.best, self.stopper.best_epoch = (
+                self._stopper_state["wait"], self._stopper_state["best"], self._stopper_state["best_epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch + 1, **{k: float(logs[k]) for k in HISTORY_KEYS if k in logs}})
+        if self.folder is None:
+            return
+        arrays, trainer = {}, self.model
+        for prefix, values in (("weight", trainer.get_weights()),
+                               ("optimizer", [v.numpy() for v in trainer.optimizer.variables]),
+                               ("seed", [v.numpy() for v in seed_states(trainer)]),
+                               ("best", self.keeper.weights or [])):
+            arrays.update({f"{prefix}{i}": value for i, value in enumerate(values)})
+        stopper = None if self.stopper is None else {"wait": self.stopper.wait, "best": float(self.stopper.best),
+                                                     "best_epoch": self.stopper.best_epoch}
+        state = {"epoch": epoch + 1, "rows": self.rows, "best_val_loss": self.keeper.best, "stopper": stopper,
+                 "weights": len(trainer.get_weights()), "optimizer": len(trainer.optimizer.variables),
+                 "seeds": len(seed_states(trainer)), "best_weights": len(self.keeper.weights or [])}
+        with atomic_path(self.folder, directory=True) as tmp:  # all of it or none of it: one rename
+            np.savez(tmp / "arrays.npz", **arrays)
+            (tmp / "state.json").write_text(json.dumps(state))
+
+
+def _take(arrays, prefix: str, count: int) -> list[np.ndarray]:
+    return [arrays[f"{prefix}{i}"] for i in range(count)]

@@ -1,10 +1,10 @@
 """The one fit loop every phase uses: learning-rate schedule, class weights, early stopping,
 augmentation in training only, best weights by validation loss, and resumable state.
 
-A phase given a ``backup`` folder survives being killed: Keras' BackupAndRestore saves the
-weights, the optimizer and the epoch at the end of every epoch, and a journal keeps the history,
-so the next run continues from the last finished epoch instead of starting over. The folder is
-removed when the phase finishes (graft.train.resume).
+A phase given a ``backup`` folder survives being killed: at the end of every epoch one checkpoint
+holds everything it needs (graft.train.callbacks.Checkpoint), so the next run continues from the
+last finished epoch exactly as the uninterrupted run would have. The folder is removed when the
+phase finishes (graft.train.resume).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from graft.train.augment import with_augmentation
-from graft.train.callbacks import HISTORY_KEYS, BestWeights, Journal, read_journal
+from graft.train.callbacks import HISTORY_KEYS, BestWeights, Checkpoint
 from graft.train.resume import state_dir
 
 VALIDATION_BATCH = 256  # validation does not learn: large batches, fewer steps, the same loss
@@ -102,16 +102,39 @@ def repeated(train: tuple[np.ndarray, ...], *, batch_size: int, steps: int) -> t
     return train if times == 1 else tuple(np.concatenate([a] * times) for a in train)
 
 
-def batches(arrays: tuple[np.ndarray, ...], *, batch_size: int, shuffle: bool, seed: int):
-    """One epoch of ``arrays`` as a tf.data pipeline of batches (gathered by index, so the arrays
-    are not copied into a shuffle buffer); each pass over it is a new seeded permutation. Keras'
-    own adapter for arrays replays one permutation every epoch under op determinism (its shuffle
-    restarts with each epoch's iterator) and costs more per epoch, which weighs on short phases."""
+class EpochOrder(keras.callbacks.Callback):
+    """Which epoch is running, for :func:`batches`: each epoch's order of the training images is
+    drawn from (seed, epoch) alone, so a resumed phase's epoch k sees what the uninterrupted run's
+    epoch k saw, however many iterators Keras makes of the data (it makes two an epoch)."""
+
+    def __init__(self):
+        super().__init__()
+        import tensorflow as tf
+
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+
+
+def batches(arrays: tuple[np.ndarray, ...], *, batch_size: int, seed: int, epoch=None):
+    """One epoch of ``arrays`` as a tf.data pipeline of batches, gathered by index (the arrays are
+    not copied into a shuffle buffer). With ``epoch`` (:class:`EpochOrder`'s variable) each pass is
+    a permutation drawn from (seed, epoch); without, the arrays' own order (validation). Keras'
+    own adapter for arrays replays one permutation every epoch under op determinism and costs more
+    per epoch, which weighs on short phases."""
     import tensorflow as tf
 
-    order = tf.data.Dataset.range(len(arrays[0]))
-    if shuffle:
-        order = order.shuffle(len(arrays[0]), seed=seed, reshuffle_each_iteration=True)
+    n = len(arrays[0])
+    if epoch is None:
+        order = tf.data.Dataset.range(n)
+    else:
+        def permutation(_):
+            draws = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch.read_value()]))
+            return tf.data.Dataset.from_tensor_slices(tf.argsort(draws, stable=True))
+
+        # flat_map hides the length; stated, Keras knows the epoch's steps (no "ran out of data" warning)
+        order = tf.data.Dataset.from_tensors(0).flat_map(permutation).apply(tf.data.experimental.assert_cardinality(n))
     data = tf.data.Dataset.from_tensors(tuple(arrays)).repeat()
     return tf.data.Dataset.zip(order.batch(batch_size), data).map(lambda i, d: tuple(tf.gather(a, i) for a in d))
 
@@ -136,26 +159,21 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
                                                     clipnorm=recipe.clipnorm),
                     loss=loss, metrics=list(metrics), steps_per_execution=per_call)
     with state_dir(backup) as state:
-        best, journal = state / "best.weights.npz", state / "history.csv"
-        done = read_journal(journal)
+        keeper = BestWeights()
+        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience) if recipe.patience else None
+        checkpoint = Checkpoint(state / "checkpoint" if backup is not None else None, keeper=keeper, stopper=stopper)
+        done = checkpoint.restore(trainer)
         if done:
-            print(f"resuming from epoch {max(done) + 1}/{recipe.epochs}: {backup} holds a killed run's state", flush=True)
-        resumable = backup is not None
-        keeper = BestWeights(best if resumable else None,
-                             best_val_loss=min((e["val_loss"] for e in done.values()), default=math.inf))
-        callbacks = [keeper, Journal(journal, durable=resumable)]
-        if resumable:
-            callbacks.append(keras.callbacks.BackupAndRestore(state / "state", double_checkpoint=True))
-        if recipe.patience:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience))
-        trainer.fit(batches(train, batch_size=recipe.batch_size, shuffle=True, seed=seed), shuffle=False,
-                    validation_data=batches(valid, batch_size=validation_batch, shuffle=False, seed=seed),
-                    epochs=recipe.epochs, class_weight=class_weights(train[1], recipe.class_weight),
-                    verbose=verbosity(), callbacks=callbacks)
-        rows = read_journal(journal)
+            print(f"resuming from epoch {done + 1}/{recipe.epochs}: {backup} holds a killed run's state", flush=True)
+        order = EpochOrder()
+        trainer.fit(batches(train, batch_size=recipe.batch_size, seed=seed, epoch=order.epoch), shuffle=False,
+                    validation_data=batches(valid, batch_size=validation_batch, seed=seed),
+                    epochs=recipe.epochs, initial_epoch=done, class_weight=class_weights(train[1], recipe.class_weight),
+                    verbose=verbosity(), callbacks=[order, keeper, *([stopper] if stopper else []), checkpoint])
+        rows = {row["epoch"]: row for row in checkpoint.rows}
         keeper.restore()
     epochs = sorted(rows)
     history = {k: [rows[e][k] for e in epochs] for k in HISTORY_KEYS if k in rows[epochs[0]]}
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     return FitResult(history=history, best_epoch=best_epoch, best_val_loss=history["val_loss"][best_epoch - 1],
-                     resumed_from=max(done, default=0))
+                     resumed_from=done)

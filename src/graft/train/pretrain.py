@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graft.data.decode import decode, is_image_candidate
-from graft.data.load import load_folder, shape_of
+from graft.data.decode import is_image_candidate
+from graft.data.load import decode_all, decode_args, load_folder
 from graft.errors import NoUnlabelledImages
 from graft.model.autoencoder import autoencoder
 from graft.model.backbones import BASE_NAME
@@ -60,7 +60,7 @@ def pretrain_supervised(*, params, backup_root: Path | None):
               "base_params": int(source.get_layer(BASE_NAME).count_params())}
     if KINDS[params.base.kind].application is not None:
         return source, PretrainRecord(**record)
-    shape, classes, folder = shape_of(params.image), params.data.source_classes, params.pretrain.data
+    shape, classes, folder = decode_args(params), params.data.source_classes, params.pretrain.data
     data = load_folder(folder / "train", classes=classes, **shape)
     fit_idx, val_idx = holdout(len(data.y), fraction=params.pretrain.valid_fraction, seed=params.seed)
     backup = backup_root and backup_dir(backup_root, "pretrain", *resume_key(params, data.x, data.y))
@@ -100,7 +100,7 @@ def unlabelled_files(params) -> list[Path]:
 def pretrain_autoencoder(*, params, backup_root: Path | None):
     seed_everything(params.seed)
     files = unlabelled_files(params)
-    x = np.stack([decode(f, **shape_of(params.image)) for f in files])
+    x = decode_all(files, **decode_args(params), label=f"reading pretrain.data={params.pretrain.data}")
     target = x.astype("float32") / 255.0
     fit_idx, val_idx = holdout(len(x), fraction=params.pretrain.valid_fraction, seed=params.seed)
     model = autoencoder(params)

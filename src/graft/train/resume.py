@@ -3,6 +3,7 @@ next run resumes it (and a run with other inputs never does)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -33,8 +34,18 @@ def fingerprint(*parts) -> str:
 
 
 def backup_dir(root: Path, phase: str, *parts) -> Path:
-    """``root/phase/<key>``: a run with other inputs never resumes from this one's state."""
-    return root / phase / fingerprint(*parts)
+    """``root/phase/<key>``: a run with other inputs, or other code, never resumes from this one's
+    state (the key covers ``parts`` and every file of the graft package)."""
+    return root / phase / fingerprint(*parts, code_digest())
+
+
+@functools.cache
+def code_digest() -> str:
+    from graft.provenance import tree_digest
+
+    # not the bytecode: Python writes .pyc files as modules are first imported, so a killed run and
+    # its resumption would see different trees of the same code
+    return tree_digest(Path(__file__).parents[1], skip=("__pycache__",))
 
 
 @contextmanager
