@@ -122,8 +122,6 @@ SCRATCH_RECORD = Artifact("scratch", "metrics", "scratch.json", ScratchRecord)
 
 METRICS = Artifact("evaluate", "metrics", "metrics.json", MetricsRecord)
 LIFT = Artifact("evaluate", "metrics", "lift.json", LiftRecord)
-GATE = Artifact("evaluate", "metrics", "gate.json", GateRecord)
-BLESSED = Artifact("evaluate", "blessed", record=BlessedRecord)
 CONFUSION = Artifact("evaluate", "plots", "confusion.csv")
 WORST_ERRORS = Artifact("evaluate", "plots", "worst_errors.csv")
 CONFUSION_PNG = Artifact("evaluate", "plots", "confusion.png")
@@ -132,6 +130,8 @@ SAMPLES = Artifact("evaluate", "plots", "samples.png")
 RELIABILITY = Artifact("evaluate", "plots", "reliability.png")
 PICTURES = (CONFUSION_PNG, LEARNING_CURVES, SAMPLES, RELIABILITY)
 
+GATE = Artifact("export", "metrics", "gate.json", GateRecord)
+BLESSED = Artifact("export", "blessed", record=BlessedRecord)  # the registry: the last blessed, published model
 EXPORT = Artifact("export", "export")
 MODEL_ONNX = Artifact("export", "export", "model.onnx")
 MODEL_INT8 = Artifact("export", "export", "model.int8.onnx")

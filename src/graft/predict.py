@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import TextIO
 
 import numpy as np
 
-from graft.data.decode import decode, is_image_candidate
-from graft.errors import ModelFileError
+from graft.data.decode import IMAGE_SUFFIXES, Rules, decode, is_image_candidate, special_file
+from graft.errors import BadImage, ModelFileError, PredictError
 from graft.export import contract
 from graft.files import atomic_path
 
@@ -31,15 +32,27 @@ class Predictor:
     def __init__(self, model: str | Path):
         import onnxruntime as ort
 
-        if not Path(model).is_file():
-            raise ModelFileError(f"{model}: no such model; run `make run` (or `dvc repro`) first, or pass --model")
-        self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        if (problem := special_file(model)) is not None:
+            raise ModelFileError(f"{model}: {problem if Path(model).exists() else 'no such model'}; run `make run` "
+                                 "(or `dvc repro`) first, or pass --model")
+        try:
+            self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own exception types: the file is not a model it can run
+            raise ModelFileError(f"{model}: not an ONNX model onnxruntime can load ({str(err).splitlines()[0]}); "
+                                 "pass the model.onnx graft exported") from None
         meta = contract.read(self.session)
+        missing = [k for k in ("classes", "input") if k not in meta]
+        if missing or not all(k in meta["input"] for k in ("height", "width", "channels", "formats", "max_pixels")):
+            raise ModelFileError(f"{model}: no graft metadata ({', '.join(f'graft.{k}' for k in missing) or 'graft.input'} "
+                                 "incomplete); pass a model.onnx exported by this graft version")
         self.classes: list[str] = meta["classes"]
         self.input: dict = meta["input"]
+        self.rules = Rules(formats=tuple(self.input["formats"]), max_pixels=int(self.input["max_pixels"]))
 
     def predict(self, paths: Iterable[str | Path], *, top_k: int = 1, batch_size: int = 32) -> list[dict]:
         """One dict per path; a file that cannot be read gets an ``error`` instead of a label."""
+        if not 1 <= top_k <= len(self.classes):
+            raise PredictError(f"--top-k {top_k}: give a number from 1 to the model's {len(self.classes)} classes")
         shape = {k: self.input[k] for k in ("height", "width", "channels")}
         results, batch = [], []
 
@@ -57,9 +70,9 @@ class Predictor:
         for path in paths:
             results.append({"path": str(path)})
             try:
-                batch.append((len(results) - 1, decode(path, **shape)))
-            except Exception as err:  # one bad file must not sink the batch: it is reported in its row
-                results[-1]["error"] = f"{err.__class__.__name__}: {err}"
+                batch.append((len(results) - 1, decode(path, **shape, rules=self.rules)))
+            except BadImage as err:  # one bad file must not sink the batch: it is reported in its row
+                results[-1]["error"] = str(err)
             if len(batch) == batch_size:
                 flush()
         flush()
@@ -67,10 +80,19 @@ class Predictor:
 
 
 def expand(targets: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders walked for image files, sorted."""
+    """Files as given; folders walked for image files, sorted. A folder without any, or a path
+    that is not there, is an error that names it."""
     out: list[Path] = []
     for target in map(Path, targets):
-        out += sorted(p for p in target.rglob("*") if is_image_candidate(p)) if target.is_dir() else [target]
+        if target.is_dir():
+            found = sorted(p for p in target.rglob("*") if is_image_candidate(p))
+            if not found:
+                raise PredictError(f"{target}: no image files in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            out += found
+        elif os.path.lexists(target):
+            out.append(target)  # a bad file is reported in its row
+        else:
+            raise PredictError(f"{target}: no such file or folder")
     return out
 
 

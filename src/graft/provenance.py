@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from graft.files import update_sha256
+
 # What a pipeline run itself rewrites; changes there do not make the code or config dirty.
 RUN_RECORDS = (":!dvc.lock", ":!metrics", ":!plots")
 
@@ -45,3 +47,15 @@ def params_hash(params) -> str:
     """sha256 of the params, canonical JSON (key order and formatting do not matter)."""
     data = params.model_dump(mode="json", by_alias=True)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def tree_digest(folder: str | Path, *, skip: tuple[str, ...] = ()) -> str:
+    """sha256 over every file below ``folder`` (but not inside a folder named in ``skip``): its
+    relative path and its content, in path order (the test images a model was scored on, as the
+    release gate compares them; graft's own code, for a resume key)."""
+    folder, digest = Path(folder), hashlib.sha256()
+    files = (p for p in folder.rglob("*") if p.is_file() and not set(p.relative_to(folder).parts[:-1]) & set(skip))
+    for path in sorted(files):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        update_sha256(digest, path)
+    return digest.hexdigest()

@@ -155,12 +155,14 @@ class GateRecord(Record):
 
 
 class BlessedRecord(Record):
-    """The last blessed model ({} before any was)."""
+    """The last blessed model, published ({} before any was)."""
 
     accuracy: float | None = None
     per_class: dict[str, ClassScores] | None = None
+    test_data: str | None = None  # digest of the test images it was scored on (graft.provenance.tree_digest)
     git_revision: str | None = None
-    data_hash: str | None = None
+    data_hash: str | None = None  # DVC's md5 of the split
+    params_hash: str | None = None
 
 
 class ExportRecord(Record):

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
+from graft.data.decode import Rules
 from graft.errors import GateRefused, ParityError
 from graft.export import contract as onnx_meta
 from graft.export.int8_passes import pixels_as_quantized_input
@@ -121,7 +122,8 @@ def test_metadata_says_what_the_model_is_and_where_it_came_from(tiny_project, fo
     meta = onnx_meta.read(ort.InferenceSession(str(folder / "model.onnx")))
     assert meta["classes"] == ["Sandal", "Shirt"]
     assert meta["input"] | {"resize": None} == {"name": "pixels", "layout": "NHWC", "dtype": "uint8", "height": 28,
-                                                "width": 28, "channels": 1, "value_range": [0, 255], "resize": None}
+                                                "width": 28, "channels": 1, "value_range": [0, 255], "resize": None,
+                                                "formats": ["PNG", "JPEG"], "max_pixels": 89478485}
     lock = yaml.safe_load((tiny_project / "dvc.lock").read_text())
     split_md5 = next(o["md5"] for o in lock["stages"]["split"]["outs"] if o["path"] == "data/split")
     assert meta["data_hash"] == split_md5
@@ -151,7 +153,8 @@ def test_failed_parity_publishes_nothing(tmp_path, tiny_project):
     impossible = shipped.export.model_copy(update={"tolerance": -1.0})  # no model could meet it
     with pytest.raises(ParityError, match="Nothing was published"):
         export(model=model, out_dir=tmp_path / "out", test_x=x, test_y=np.zeros(4, int), calibration=None,
-               classes=["Sandal", "Shirt"], image=shipped.image, settings=impossible, extra={})
+               classes=["Sandal", "Shirt"], image=shipped.image, rules=Rules.of(shipped.validate),
+               settings=impossible, extra={})
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.iterdir())  # no temporary folder left behind either
 
@@ -162,7 +165,7 @@ def test_unblessed_model_is_refused_unless_overridden(tmp_path, tiny_project):
     refused = GateRecord(blessed=False, reasons=["test accuracy 0.5 is below gate.min_accuracy 0.99"], checks={})
     shipped = params()
     options = dict(model=model, test_x=x, test_y=np.zeros(4, int), calibration=None, classes=["Sandal", "Shirt"],
-                   image=shipped.image, extra={}, gate=refused)
+                   image=shipped.image, rules=Rules.of(shipped.validate), extra={}, gate=refused)
     with pytest.raises(GateRefused, match="min_accuracy.*allow_unblessed"):
         export(out_dir=tmp_path / "refused", settings=shipped.export, **options)
     assert not list(tmp_path.iterdir())
@@ -178,3 +181,24 @@ def test_float_model_moves_to_nchw_before_scaling_the_pixels(folder):
     first = next(n for n in graph.node if onnx_meta.INPUT_NAME in n.input)
     after = next(n for n in graph.node if first.output[0] in n.input)
     assert first.op_type in ("Reshape", "Transpose") and after.op_type == "Cast"
+
+
+def test_int8_that_onnxruntime_cannot_make_ships_the_float_model(tmp_path, folder):
+    wrong = np.zeros((4, 14, 14, 1), dtype=np.uint8)  # calibration images the model's input refuses
+    report = try_int8(folder / "model.onnx", tmp_path / "int8.onnx", calibration=wrong, x=wrong, y=np.zeros(4),
+                      float_accuracy=1.0, max_drop_points=1.0)
+    assert not report["shipped"] and "onnxruntime could not quantize" in report["reason"]
+    assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_a_bug_in_graft_s_int8_passes_is_not_hidden_as_unavailable(tmp_path, folder, monkeypatch):
+    import graft.export.quantize as quantize_module
+
+    def broken(proto):
+        raise IndexError("a bug in the pass")
+
+    monkeypatch.setattr(quantize_module, "pixels_as_quantized_input", broken)
+    x = np.zeros((4, 28, 28, 1), dtype=np.uint8)
+    with pytest.raises(IndexError, match="a bug in the pass"):
+        try_int8(folder / "model.onnx", tmp_path / "int8.onnx", calibration=x, x=x, y=np.zeros(4),
+                 float_accuracy=1.0, max_drop_points=1.0)

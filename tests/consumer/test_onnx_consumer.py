@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +73,41 @@ def test_graft_predict_cli_never_imports_tensorflow_and_reports_bad_files(tiny_p
         graft.predict.Predictor("models/export/model.onnx")
         assert "tensorflow" not in sys.modules
     """, tiny_project)
+
+
+def graft_predict(root, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "graft"), "predict", *args], cwd=root, env=env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_predict_refuses_bad_requests_in_one_line(tiny_project, tmp_path):
+    """Each refusal exits 1 with one line that names what was wrong, prints no rows, no traceback."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.onnx").write_text("not a model")
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    cases = {
+        ("data/split/test/Sandal", "--top-k", "0"): "--top-k 0",
+        ("data/split/test/Sandal", "--top-k", "3"): "--top-k 3",
+        (str(tmp_path / "empty"),): "no image files",
+        (str(tmp_path / "missing.png"),): "no such file",
+        ("data/split/test/Sandal", "--model", str(tmp_path / "notes.onnx")): "not an ONNX model",
+        ("data/split/test/Sandal", "--model", str(fifo)): "not a regular file",
+        ("data/split/test/Sandal", "--model", str(tmp_path / "gone.onnx")): "no such model",
+    }
+    for args, message in cases.items():
+        result = graft_predict(tiny_project, *args)
+        assert result.returncode == 1 and result.stdout == "", (args, result.stderr)
+        assert "Traceback" not in result.stderr and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_fifo_among_the_images_is_a_row_error_not_a_hang(tiny_project, tmp_path):
+    folder = tmp_path / "images"
+    shutil.copytree(tiny_project / "data/split/test/Shirt", folder)
+    os.mkfifo(folder / "pipe.png")
+    result = graft_predict(tiny_project, str(folder))
+    assert result.returncode == 1, result.stderr
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert "not a regular file" in rows["pipe.png"]["error"]
+    assert all("label" in r for name, r in rows.items() if name != "pipe.png")

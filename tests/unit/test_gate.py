@@ -3,11 +3,13 @@
 import pytest
 
 from graft import artifacts
-from graft.errors import GateRefused
+from graft.errors import GateRefused, RegistryError
 from graft.evaluate import gate
 from graft.files import write_json
 from graft.records import BlessedRecord, GateRecord, Scores
 from tests.helpers import params
+
+TEST_DATA = "a" * 64  # the digest of the test images the candidate was scored on
 
 
 def scores(accuracy, recalls):
@@ -20,7 +22,7 @@ THRESHOLDS = {"min_accuracy": 0.99, "min_class_recall": 0.98, "max_regression": 
 
 
 def test_good_model_is_blessed():
-    decision = gate.decide(scores=scores(0.995, {"a": 0.99, "b": 1.0}), previous=None, **THRESHOLDS)
+    decision = gate.decide(scores=scores(0.995, {"a": 0.99, "b": 1.0}), previous=None, test_data=TEST_DATA, **THRESHOLDS)
     assert decision.blessed and decision.reasons == []
     assert set(decision.checks) == {"accuracy", "recall/a", "recall/b"}
     assert all(check["ok"] for check in decision.checks.values())
@@ -29,20 +31,29 @@ def test_good_model_is_blessed():
 @pytest.mark.parametrize(("candidate", "previous", "words"), [
     (scores(0.985, {"a": 0.99, "b": 0.98}), None, ["accuracy 0.9850", "gate.min_accuracy 0.99"]),
     (scores(0.995, {"a": 1.0, "b": 0.97}), None, ["recall of b 0.9700", "gate.min_class_recall"]),
-    (scores(0.992, {"a": 0.99, "b": 0.99}), BlessedRecord(accuracy=0.998, git_revision="abc"),
-     ["gate.max_regression", "0.9980", "abc"]),
+    (scores(0.992, {"a": 0.99, "b": 0.99}), BlessedRecord(accuracy=0.998, git_revision="abc", test_data=TEST_DATA),
+     ["gate.max_regression", "0.9980", "abc", "same test images"]),
 ])
 def test_each_refusal_names_the_threshold(candidate, previous, words):
-    decision = gate.decide(scores=candidate, previous=previous, **THRESHOLDS)
+    decision = gate.decide(scores=candidate, previous=previous, test_data=TEST_DATA, **THRESHOLDS)
     assert not decision.blessed and len(decision.reasons) == 1
     for word in words:
         assert word in decision.reasons[0]
 
 
 def test_small_regression_within_budget_is_blessed():
-    decision = gate.decide(scores=scores(0.994, {"a": 0.99, "b": 0.99}), previous=BlessedRecord(accuracy=0.998),
+    decision = gate.decide(scores=scores(0.994, {"a": 0.99, "b": 0.99}), test_data=TEST_DATA,
+                           previous=BlessedRecord(accuracy=0.998, test_data=TEST_DATA), **THRESHOLDS)
+    assert decision.blessed and decision.checks["regression"]["ok"] and decision.checks["regression"]["compared"]
+
+
+def test_a_model_scored_on_other_test_images_is_not_compared_and_the_gate_says_so():
+    """A user's first run on their own folder, with the default task's model on record."""
+    other = BlessedRecord(accuracy=0.9985, git_revision="abc", test_data="b" * 64)
+    decision = gate.decide(scores=scores(0.991, {"a": 0.99, "b": 0.99}), test_data=TEST_DATA, previous=other,
                            **THRESHOLDS)
-    assert decision.blessed and decision.checks["regression"]["ok"]
+    assert decision.blessed and decision.checks["regression"]["compared"] is False
+    assert "other test images" in decision.checks["regression"]["why"]
 
 
 def test_require_and_records(tmp_path):
@@ -57,3 +68,13 @@ def test_require_and_records(tmp_path):
     assert gate.read_record(paths) is None
     write_json(artifacts.BLESSED.path(paths), {"accuracy": 0.99, "git_revision": "abc"})
     assert gate.read_record(paths) == BlessedRecord(accuracy=0.99, git_revision="abc")
+
+
+@pytest.mark.parametrize("content", ['{"accuracy": 0.99', "", '{"accuracy": "high"}', '{"per_class": {}}', "[]"])
+def test_an_unreadable_registry_record_refuses_naming_the_file_and_the_fix(tmp_path, content):
+    """A truncated record once made the gate skip the regression check: 0.991 passed where 0.999 was on record."""
+    paths = params({"paths": {"blessed": str(tmp_path / "blessed.json")}}).paths
+    artifacts.BLESSED.path(paths).write_text(content)
+    with pytest.raises(RegistryError) as err:
+        gate.read_record(paths)
+    assert str(tmp_path / "blessed.json") in str(err.value) and "dvc checkout" in str(err.value)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from graft import artifacts
 from graft.data.decode import decode
-from graft.data.load import load_split, shape_of
+from graft.data.load import decode_args, load_split
 from graft.data.split import order_key
 from graft.errors import PoolTooSmall
 from graft.evaluate import figures
@@ -55,7 +55,7 @@ def pool_subset(params, *, per_class: int, seed: int) -> tuple[np.ndarray, np.nd
     short = {c: n for c, n in chosen.groupby("class").size().items() if n < per_class}
     if short or set(chosen["class"]) != set(classes):
         raise PoolTooSmall(f"--sizes {per_class}: the labelled pool has fewer images for {short or classes}")
-    x = np.stack([decode(params.paths.target / p, **shape_of(params.image)) for p in chosen["path"]])
+    x = np.stack([decode(params.paths.target / p, **decode_args(params)) for p in chosen["path"]])
     return x, np.array([classes.index(c) for c in chosen["class"]], dtype=np.int32)
 
 

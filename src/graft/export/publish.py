@@ -15,6 +15,7 @@ import numpy as np
 
 import graft
 from graft import artifacts
+from graft.errors import QuantizationUnavailable
 from graft.evaluate.gate import require
 from graft.export import card, contract
 from graft.export.onnx import to_onnx
@@ -30,10 +31,10 @@ def try_int8(float_path: Path, out: Path, *, calibration: np.ndarray, x: np.ndar
 
     try:
         passes = quantize(float_path, out, calibration=calibration)
-        accuracy = float((onnx_predict(out, x, batch_size=32).argmax(1) == y).mean())
-    except Exception as err:  # quantization is an optional extra: report, ship the float model
+    except QuantizationUnavailable as err:  # an optional extra onnxruntime cannot make here: ship the float model
         out.unlink(missing_ok=True)
-        return {"shipped": False, "reason": f"quantization failed: {err.__class__.__name__}: {err}"}
+        return {"shipped": False, "reason": str(err)}
+    accuracy = float((onnx_predict(out, x, batch_size=32).argmax(1) == y).mean())
     drop = (float_accuracy - accuracy) * 100
     report = {"accuracy": accuracy, "float_accuracy": float_accuracy, "drop_points": round(drop, 4),
               "max_drop_points": max_drop_points, "shipped": drop <= max_drop_points, "graph_passes": passes}
@@ -44,9 +45,10 @@ def try_int8(float_path: Path, out: Path, *, calibration: np.ndarray, x: np.ndar
 
 
 def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, calibration: np.ndarray | None,
-           classes, image, settings, extra: dict, card_inputs: dict | None = None, gate=None) -> ExportRecord:
+           classes, image, rules, settings, extra: dict, card_inputs: dict | None = None, gate=None) -> ExportRecord:
     """Write and verify the export folder (``settings``: the ``export`` params section); return its
-    record. With a ``gate`` decision (a GateRecord), refuse (:class:`graft.errors.GateRefused`,
+    record. ``rules``: the image files the model takes (graft.data.decode.Rules), for its
+    metadata. With a ``gate`` decision (a GateRecord), refuse (:class:`graft.errors.GateRefused`,
     nothing written) an unblessed model unless ``export.allow_unblessed``."""
     gate_note = None
     if gate is not None:
@@ -55,8 +57,9 @@ def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, cali
         extra = {**extra, "gate": gate_note}
     input_spec = {"name": contract.INPUT_NAME, "height": image.height, "width": image.width,
                   "channels": image.channels}
-    metadata = contract.describe(classes=classes, height=image.height, width=image.width,
-                                 channels=image.channels, extra={"version": graft.__version__, **extra})
+    metadata = contract.describe(classes=classes, height=image.height, width=image.width, channels=image.channels,
+                                 formats=rules.formats, max_pixels=rules.max_pixels,
+                                 extra={"version": graft.__version__, **extra})
     expected = model.predict(test_x, batch_size=256, verbose=0)
     name = {a: a.name for a in (artifacts.MODEL_ONNX, artifacts.MODEL_INT8, artifacts.LABELS, artifacts.MODEL_CARD,
                                 artifacts.EXPORT_RECORD)}

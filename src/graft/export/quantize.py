@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graft.errors import QuantizationUnavailable
 from graft.export import contract
 from graft.export.int8_passes import pack_pixel_columns, pixels_as_quantized_input
 
@@ -30,17 +31,23 @@ def quantize(float_model: Path, out: Path, *, calibration: np.ndarray, pixels_as
     (:func:`pixels_as_quantized_input`); with ``pack_columns`` too, a first convolution over a
     number of input channels that is not a multiple of 4 (grayscale, RGB) reads the pixels with
     columns packed into channels (:func:`pack_pixel_columns`). Both passes keep every output bit.
-    Returns which of them applied (a graph they do not match is left as quantize_static wrote it)."""
+    Returns which of them applied (a graph they do not match is left as quantize_static wrote it).
+    :class:`QuantizationUnavailable` when onnxruntime's quantizer fails (the float model is still
+    shipped); a failure in graft's own passes is a bug, and raises as it is."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory(prefix="graft-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(out), _Batches(calibration), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax)
+        try:
+            quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(out), _Batches(calibration), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=CalibrationMethod.MinMax)
+        except Exception as err:  # onnxruntime's quantizer, any type: it cannot quantize this graph
+            raise QuantizationUnavailable(f"onnxruntime could not quantize the model: {err.__class__.__name__}: "
+                                          f"{err}") from err
     source, proto = onnx.load(str(float_model)), onnx.load(str(out))
     passes = {"pixels_as_quantized_input": pixels_as_quantized and pixels_as_quantized_input(proto)}
     passes["pack_pixel_columns"] = pack_columns and passes["pixels_as_quantized_input"] and pack_pixel_columns(proto)

@@ -1,11 +1,14 @@
-"""Stage ``export``: model.onnx (and int8), labels and the model card, published only after the
-gate and onnxruntime's parity with Keras on the whole test split."""
+"""Stage ``export``: the release gate, then model.onnx (and int8), labels and the model card,
+published only if the gate and onnxruntime's parity with Keras on the whole test split pass; the
+registry's reference changes only once the model is published."""
 
 from __future__ import annotations
 
 import graft
 from graft import artifacts, provenance
+from graft.data.decode import Rules
 from graft.data.load import load_split, split_counts
+from graft.evaluate import gate
 from graft.export.publish import calibration_set, export
 from graft.model.saved import load
 
@@ -13,7 +16,9 @@ from graft.model.saved import load
 def run(params) -> None:
     p, e = params.paths, params.export
     test, train = load_split(params, "test"), load_split(params, "train")
-    scores, gate = artifacts.METRICS.read(p), artifacts.GATE.read(p)
+    scores, test_data = artifacts.METRICS.read(p), provenance.tree_digest(artifacts.SPLIT.path(p) / "test")
+    decision = gate.check(params, scores=scores.finetuned, test_data=test_data)
+    print("export: gate: " + ("blessed" if decision.blessed else "NOT blessed: " + "; ".join(decision.reasons)))
     prov = {"version": graft.__version__, "git_revision": provenance.git_revision(),
             "data_hash": provenance.dvc_hash(artifacts.SPLIT.path(p)), "params_hash": provenance.params_hash(params)}
     extra = {**prov, "base": params.base.kind,
@@ -21,17 +26,17 @@ def run(params) -> None:
                          for name, s in (("head", scores.head), ("finetuned", scores.finetuned))}}
     card = {"classes": params.data.target_classes, "counts": split_counts(artifacts.SPLIT_TABLE.path(p)),
             "scores": scores, "lift": artifacts.LIFT.read(p), "pretrain": artifacts.PRETRAIN.read(p),
-            "finetune": artifacts.FINETUNE.read(p), "provenance": prov, "gate": gate,
+            "finetune": artifacts.FINETUNE.read(p), "provenance": prov, "gate": decision,
             "params": params.model_dump(mode="json", by_alias=True)}
     calibration = calibration_set(train.x, seed=params.seed, count=e.calibration_images) if e.quantize else None
     record = export(model=load(artifacts.FINETUNED_MODEL.path(p)), out_dir=artifacts.EXPORT.path(p), test_x=test.x,
                     test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
-                    settings=e, extra=extra, card_inputs=card, gate=gate)
-    parity = record.parity
-    print(f"export: {artifacts.MODEL_ONNX.path(p)}: onnxruntime matches Keras on {parity['images']} test images "
-          f"at batch 1 and 32 (max |diff| {parity['max_abs_diff']:.2g})")
-    if record.int8:
-        q = record.int8
-        print(f"export: int8 {'shipped as ' + artifacts.MODEL_INT8.name if q['shipped'] else 'not shipped'}"
-              + (f", test accuracy {q['accuracy']:.4f} vs float {q['float_accuracy']:.4f}" if "accuracy" in q else "")
-              + (f" ({q['reason']})" if not q["shipped"] else ""))
+                    rules=Rules.of(params.validate), settings=e, extra=extra, card_inputs=card, gate=decision)
+    if decision.blessed:  # published: it is the reference now
+        gate.record_blessed(p, scores=scores.finetuned, test_data=test_data, provenance=prov)
+    q = record.int8 or {}
+    print(f"export: {artifacts.MODEL_ONNX.path(p)}: onnxruntime matches Keras on {record.parity['images']} test "
+          f"images at batch 1 and 32 (max |diff| {record.parity['max_abs_diff']:.2g})"
+          + (f"; int8 {'shipped as ' + artifacts.MODEL_INT8.name if q['shipped'] else 'not shipped'}" if q else "")
+          + (f", test accuracy {q['accuracy']:.4f} vs float {q['float_accuracy']:.4f}" if "accuracy" in q else "")
+          + (f" ({q['reason']})" if q and not q["shipped"] else ""))
