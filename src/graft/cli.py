@@ -9,27 +9,25 @@ no traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
-import pkgutil
 import sys
 from pathlib import Path
 
 import graft  # noqa: F401  (tool defaults set before anything else is imported)
 from graft import config
+from graft.config.outputs import sweep
 from graft.errors import GraftError, ModelFileError
 
-
-def stage_names() -> list[str]:
-    """The stages: the modules of graft.stages, one per DVC stage."""
-    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).with_name("stages"))]))
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the user's to fix: free space
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="graft", description=__doc__.splitlines()[0].strip("`"))
     top.add_argument("--params", default=None, help="params file (default: params.yaml)")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for stage in stage_names():
+    for stage in config.stage_names():
         commands.add_parser(stage, help=f"run the {stage} stage (as `dvc repro` does)")
     commands.add_parser("summary", help="print the summary of the last run")
     commands.add_parser("schema", help="print the JSON Schema of params.yaml (docs/params.schema.json, for editors)")
@@ -56,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(config.json_schema(), indent=2))
             return 0
         params = config.load(args.params or config.DEFAULT_PARAMS)
+        sweep(params, Path(args.params or config.DEFAULT_PARAMS).parent)  # what killed writers left (graft's names only)
         if args.command == "summary":
             from graft.evaluate.summary import summarize
 
@@ -66,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(f"graft.stages.{args.command}").run(params)
     except GraftError as err:
         print(f"graft {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise  # any other OSError is a bug, with its traceback
+        print(f"graft {args.command}: error: {err.strerror} writing {err.filename or 'an output'}: the disk (or a "
+              "quota) is full; nothing was published; free space and run again", file=sys.stderr)
         return 1
     return 0
 

@@ -37,6 +37,10 @@ class ValidationFailed(GraftError):
     """A critical data check failed; the message names the check and the files."""
 
 
+class BadImage(GraftError):
+    """An image file graft may not or cannot decode; the message names the file and why."""
+
+
 class SplitError(GraftError):
     """The params leave a class without images in a split."""
 
@@ -65,12 +69,24 @@ class GateRefused(GraftError):
     """The model is not blessed and the user did not override the release gate."""
 
 
+class RegistryError(GraftError):
+    """The registry's record of the last blessed model cannot be read; the gate refuses to guess."""
+
+
 class ParityError(GraftError):
     """onnxruntime and Keras disagree beyond the tolerance; nothing was published."""
 
 
+class QuantizationUnavailable(GraftError):
+    """onnxruntime's quantizer cannot make an int8 model of this graph; the float model ships alone."""
+
+
 class ModelFileError(GraftError):
     """A file given as an ONNX model is not one graft can score with."""
+
+
+class PredictError(GraftError):
+    """``graft predict`` was given nothing to score, or an option it cannot honour."""
 
 
 class PipelineBusy(GraftError):
@@ -83,3 +99,13 @@ class StageFailed(GraftError):
     def __init__(self, stage: str, returncode: int, output: str):
         super().__init__(f"dvc repro {stage} failed (exit {returncode}):\n{output[-4000:]}")
         self.stage, self.returncode, self.output = stage, returncode, output
+
+
+class StageTimeout(StageFailed):
+    """A stage ran past its time limit (``timeouts.<stage>``); its whole process group was killed."""
+
+    def __init__(self, stage: str, seconds: float, output: str):
+        GraftError.__init__(self, f"stage {stage} ran longer than timeouts.{stage} ({seconds:.0f} s) and was stopped: "
+                                  f"its processes were killed and the pipeline lock released; raise timeouts.{stage} "
+                                  f"in params.yaml if it needs longer\n{output[-2000:]}")
+        self.stage, self.returncode, self.output = stage, -9, output

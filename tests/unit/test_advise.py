@@ -163,7 +163,7 @@ def test_restricting_a_softmax_to_some_classes_renormalises_it(tmp_path):
     from graft.model.subset import as_classifier
 
     p = params({"strategy": "as_classifier", "data": {"source_classes": ["Bag", "Sandal", "Coat", "Shirt"]},
-                "base": {"filters": [4], "convs_per_block": 1}})
+                "base": {"filters": [4], "convs_per_block": 1}, "finetune": {"unfreeze": "block1"}})
     source = build_source_model(p)
     before = [w.copy() for w in source.get_weights()]
     model = as_classifier(source, source_classes=p.data.source_classes, target_classes=("Shirt", "Sandal"))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import graft
-from graft import cli, errors
+from graft import cli, config, errors
 from tests.helpers import BIN, ROOT, env, raw_params
 
 
@@ -23,7 +23,7 @@ def test_every_stage_is_a_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     shown = capsys.readouterr().out
-    assert all(stage in shown for stage in cli.stage_names()) and "predict" in shown and "schema" in shown
+    assert all(stage in shown for stage in config.stage_names()) and "predict" in shown and "schema" in shown
 
 
 def test_a_user_error_is_one_line_and_exit_1(tmp_path):

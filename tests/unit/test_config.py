@@ -82,7 +82,18 @@ def test_the_published_json_schema_is_the_codes():
     ({"data": {"target_classes": ["Sandal", "Sock"]}}, ["Sock", "Fashion-MNIST"]),
     ({"base": {"kind": "resnet9000"}}, ["base.kind", "mobilenet_v2"]),
     ({"base": {"kind": "vgg16", "weights": "/nope.h5"}}, ["base.weights", "/nope.h5"]),
-    ({"data": {"target": "folder"}, "paths": {"target": "data/raw/mine"}}, ["paths.target", "inside paths.raw"]),
+    ({"base": {"kind": "mobilenet_v2", "weights": "none"}}, ["finetune.unfreeze", "'block3'", "block_16"]),
+    ({"finetune": {"unfreeze": 21}}, ["finetune.unfreeze", "21 top layers", "has 20"]),
+    ({"data": {"target_classes": ["Sandal", "Shirt", "Sandal"]}}, ["data.target_classes", "'Sandal'", "once"]),
+    ({"data": {"target": "folder"}, "paths": {"target": "data/raw/mine"}}, ["paths.raw", "overlaps", "paths.target"]),
+    ({"paths": {"split": "/tmp"}}, ["paths.split", "outside the project"]),
+    ({"paths": {"split": "../elsewhere"}}, ["paths.split", "outside the project"]),
+    ({"paths": {"export": "models"}}, ["paths.export", "overlaps paths.source_model"]),
+    ({"data": {"target": "folder"}, "paths": {"target": "mine", "split": "mine/split"}}, ["paths.split", "your images"]),
+    ({"paths": {"target": "elsewhere"}}, ["paths.target", "inside paths.raw", "data.target: folder"]),
+    ({"paths": {"source": "data/source"}}, ["paths.source", "not inside paths.raw"]),
+    ({"timeouts": {"pretrain": 0}}, ["timeouts.pretrain", "greater than or equal to 1"]),
+    ({"timeouts": {"trainhead": 10}}, ["timeouts.trainhead", "no such stage"]),
     ({"image": {"channels": 2}}, ["image.channels"]),
     ({"head": {"pooling": "max"}}, ["head.pooling", "flatten"]),
     ({"head": {"dense": [64, 0]}}, ["head.dense[1]"]),
@@ -115,6 +126,20 @@ def test_bad_values_name_the_parameter_and_the_fix(tmp_path, change, words):
         assert word in message
 
 
+def test_an_output_holding_files_git_tracks_is_refused(tmp_path):
+    """DVC deletes a stage's outputs before it runs it: `paths.split: src` deleted the code."""
+    import subprocess
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "code.py").write_text("x = 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "src/code.py"], cwd=tmp_path, check=True)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(write(tmp_path, raw_params({"paths": {"split": "src"}})))
+    assert "paths.split" in str(err.value) and "src/code.py, which git tracks" in str(err.value)
+    assert config.load(write(tmp_path, raw_params({"paths": {"split": "data/split"}}))).paths.split.name == "split"
+
+
 def test_yaml_1_2_numbers_and_a_missing_file(tmp_path):
     assert config.read_yaml("lr: 1e-5\nb: 1.0e-4\nn: 3") == {"lr": 1e-5, "b": 1e-4, "n": 3}
     path = write(tmp_path, raw_params())
@@ -131,3 +156,14 @@ def test_unfreeze_takes_a_count_a_fraction_or_a_block(tmp_path):
     for value in (4, 0.25, "block2"):
         loaded = config.load(write(tmp_path, raw_params({"finetune": {"unfreeze": value}}))).finetune.unfreeze
         assert loaded == value and type(loaded) is type(value)
+
+
+def test_a_local_weights_file_needs_its_digest(tmp_path):
+    weights = tmp_path / "base.weights.h5"
+    weights.write_bytes(b"weights")
+    change = {"base": {"kind": "mobilenet_v2", "weights": str(weights)}, "finetune": {"unfreeze": 10}}
+    with pytest.raises(config.ConfigError) as err:
+        config.load(write(tmp_path, raw_params(change)))
+    assert "base.weights_sha256" in str(err.value) and f"sha256sum {weights}" in str(err.value)
+    change["base"]["weights_sha256"] = "0" * 64
+    assert config.load(write(tmp_path, raw_params(change))).base.weights_sha256 == "0" * 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -16,6 +17,8 @@ from tests.helpers import ROOT
 
 @pytest.fixture
 def params_file(tmp_path):
+    """A project's params.yaml beside its dvc.yaml (an override must also leave DVC's graph buildable)."""
+    shutil.copy2(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text())
     return path
@@ -48,7 +51,7 @@ def test_bad_override_names_the_key_and_writes_nothing(params_file, given, named
     assert named in str(err.value) and str(params_file) in str(err.value)
     assert ".tmp" not in str(err.value)
     assert params_file.read_text() == before
-    assert [p.name for p in params_file.parent.iterdir()] == ["params.yaml"]  # no temporary file left
+    assert sorted(p.name for p in params_file.parent.iterdir() if p.name != ".dvc") == ["dvc.yaml", "params.yaml"]
 
 
 def test_assignments_parse_like_dvc_set_param():
@@ -72,3 +75,31 @@ def test_multi_worker_needs_a_usable_tf_config():
                                                   "task": {"type": "worker", "index": 2}})})
     spec = {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}
     assert check_tf_config({"TF_CONFIG": json.dumps(spec)}) == spec
+
+
+def test_a_run_may_not_override_an_output_path(params_file):
+    """DVC deletes a stage's outputs before it runs: `paths.split: src` would delete the code."""
+    before = params_file.read_text()
+    with pytest.raises(ConfigError, match="paths.split: paths.* cannot be set by a run"):
+        overrides.apply(params_file, {"paths.split": "src"})
+    with pytest.raises(ConfigError, match="overlaps paths.source_model"):  # allowed, and still checked
+        overrides.apply(params_file, {"paths.export": "models"}, allow_paths=True)
+    assert params_file.read_text() == before
+    assert overrides.apply(params_file, {"paths.split": "data/split2"}, allow_paths=True) == {
+        "paths.split": ("data/split", "data/split2")}
+
+
+def test_an_override_waits_for_a_running_dvc_command_and_then_refuses(params_file):
+    """A `dvc repro` started by hand holds DVC's repository lock: params.yaml must not change under it."""
+    import zc.lockfile
+
+    (params_file.parent / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
+    held = zc.lockfile.LockFile(str(params_file.parent / ".dvc" / "tmp" / "lock"))  # as a running dvc command holds it
+    try:
+        before = params_file.read_text()
+        with pytest.raises(ConfigError, match="a dvc process holds"):
+            overrides.apply(params_file, {"head.lr": 0.0005}, wait_seconds=0)
+        assert params_file.read_text() == before
+    finally:
+        held.close()
+    assert overrides.apply(params_file, {"head.lr": 0.0005})["head.lr"] == (0.001, 0.0005)

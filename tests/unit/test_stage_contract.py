@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graft import artifacts, cli
+from graft import artifacts, config
 from tests.helpers import ROOT, stages
 
 SRC = ROOT / "src"
@@ -101,7 +101,7 @@ def test_the_walk_follows_lazy_imports_and_finds_a_missing_dep():
 
 
 def test_the_stage_modules_are_the_stages_of_dvc_yaml():
-    assert cli.stage_names() == sorted(stages())
+    assert config.stage_names() == sorted(stages())
     for stage, spec in DVC_YAML["stages"].items():
         assert spec["cmd"] == f"graft {stage}"
         assert len((SRC / "graft" / "stages" / f"{stage}.py").read_text().splitlines()) <= 60  # thin

@@ -6,7 +6,7 @@ fix, before any stage does work. The sections' models are in :mod:`graft.config.
 """
 
 from graft.config.load import DEFAULT_PARAMS, json_schema, load, parse, read_yaml, with_changes
-from graft.config.params import Params
+from graft.config.params import Params, stage_names
 from graft.errors import ConfigError
 
-__all__ = ["DEFAULT_PARAMS", "ConfigError", "Params", "json_schema", "load", "parse", "read_yaml", "with_changes"]
+__all__ = ["DEFAULT_PARAMS", "ConfigError", "Params", "json_schema", "load", "parse", "read_yaml", "stage_names", "with_changes"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from graft.config import outputs
 from graft.config.params import Params
 from graft.config.sections import ParamError
 from graft.errors import ConfigError
@@ -37,7 +39,8 @@ def read_yaml(text: str) -> Any:
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and check ``params.yaml``; raise :class:`ConfigError` naming the bad key and the fix."""
+    """Read and check ``params.yaml``; raise :class:`ConfigError` naming the bad key and the fix.
+    Relative paths are the project's: the params file's folder, where DVC runs every stage."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file; run from the project root or pass --params")
@@ -45,7 +48,12 @@ def load(path: str | Path = DEFAULT_PARAMS) -> Params:
         raw = read_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
-    return parse(raw, where=str(path))
+    params = parse(raw, where=str(path))
+    try:
+        outputs.check(params, path.parent)  # the project is the params file's folder
+    except ParamError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return params
 
 
 def parse(raw: Any, *, where: str) -> Params:
@@ -101,10 +109,14 @@ def explain(problems: list[dict]) -> str:
 
 def _key(loc: tuple) -> tuple[str, Any]:
     """The dotted params key of an error location (union branch tags dropped) and its field."""
-    parts, model, field = [], Params, None
+    parts, model, field, mapping = [], Params, None, False
     for part in loc:
         if isinstance(part, int):
             parts[-1] += f"[{part}]"
+            continue
+        if mapping:  # a key of a mapping field (timeouts.<stage>)
+            parts.append(str(part))
+            mapping = False
             continue
         fields = {f.alias or name: f for name, f in model.model_fields.items()} if model is not None else {}
         if part not in fields:
@@ -114,6 +126,7 @@ def _key(loc: tuple) -> tuple[str, Any]:
         field = fields[part]
         parts.append(part)
         annotation = field.annotation
+        mapping = typing.get_origin(annotation) is dict
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return ".".join(parts), field
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import pkgutil
+import re
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from graft.config.sections import (
     Advisor,
@@ -25,9 +28,16 @@ from graft.config.sections import (
     Validate,
     _field,
 )
+from graft.model.kinds import layer_names
 
 Strategy = Literal["auto", "feature_extraction", "finetune_top", "finetune_all", "as_classifier", "scratch"]
 Distribute = Literal["none", "mirrored", "multi_worker"]
+
+
+def stage_names() -> list[str]:
+    """The pipeline's stages: the modules of graft.stages, one per DVC stage (a test checks them
+    against dvc.yaml)."""
+    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parents[1] / "stages")]))
 
 
 class Params(Section):
@@ -49,6 +59,8 @@ class Params(Section):
     scratch: Scratch
     gate: Gate
     export: Export
+    timeouts: dict[str, Annotated[int, Field(ge=1)]] = _field(
+        "seconds each stage may run in the Prefect flow before its processes are killed, by stage")
 
     @property
     def finetune_lr(self) -> float:
@@ -57,9 +69,11 @@ class Params(Section):
     @model_validator(mode="after")
     def _across_sections(self):
         p = self
-        if p.data.target == "folder" and _inside(p.paths.target, p.paths.raw):
-            raise ParamError("paths.target", f"{p.paths.target} is inside paths.raw ({p.paths.raw}), which DVC deletes "
-                             "before ingest runs; keep your own images outside it")
+        if set(p.timeouts) != set(stages := stage_names()):
+            missing, unknown = sorted(set(stages) - set(p.timeouts)), sorted(set(p.timeouts) - set(stages))
+            key = f"timeouts.{(missing or unknown)[0]}"
+            raise ParamError(key, f"missing (every stage needs one: {', '.join(stages)})" if missing
+                             else f"no such stage; the stages are {', '.join(stages)}")
         shared = [c for c in p.data.target_classes if c in p.data.source_classes]
         if p.strategy == "as_classifier":
             missing = [c for c in p.data.target_classes if c not in shared]
@@ -83,6 +97,7 @@ class Params(Section):
             raise ParamError("pretrain.data", f"{p.pretrain.data} holds the target's test or valid images, which the "
                              "autoencoder must never see; give the target folder itself (its test/ and valid/ are left "
                              "out), a folder inside its train part, or a folder apart from it")
+        _check_unfreeze(p)
         if p.finetune_lr >= p.head.lr:
             raise ParamError("finetune.lr", f"{p.finetune_lr} is not below head.lr ({p.head.lr}); fine-tuning needs a "
                              "lower learning rate")
@@ -91,6 +106,19 @@ class Params(Section):
     @property
     def validate(self) -> Validate:  # "validate" is a BaseModel method name; the field is validate_
         return self.validate_
+
+
+def _check_unfreeze(p) -> None:
+    """``finetune.unfreeze`` must name layers of the configured base (found at load time, not in finetune)."""
+    unfreeze = p.finetune.unfreeze
+    names = layer_names(kind=p.base.kind, filters=p.base.filters, convs_per_block=p.base.convs_per_block)
+    if isinstance(unfreeze, str) and not any(name.startswith(unfreeze) for name in names):
+        blocks = list(dict.fromkeys(m.group(1) for n in names if (m := re.match(r"(.*?block_?\d+[a-z]?)", n))))
+        raise ParamError("finetune.unfreeze", f"{unfreeze!r} names no layer of the {p.base.kind} base; use a layer "
+                         f"name prefix, its top blocks are {', '.join(blocks[-4:])}; or a number of top layers, or a "
+                         "fraction")
+    if isinstance(unfreeze, int) and unfreeze > len(names):
+        raise ParamError("finetune.unfreeze", f"{unfreeze} top layers, but the {p.base.kind} base has {len(names)}")
 
 
 def scratch_disabled(chosen_by: str, *, advised: bool) -> str:

@@ -72,6 +72,10 @@ class Data(Section):
 
     @model_validator(mode="after")
     def _classes(self):
+        for key in ("source_classes", "target_classes"):
+            names = getattr(self, key)
+            if twice := sorted({c for c in names if names.count(c) > 1}):
+                raise ParamError(f"data.{key}", f"{twice} listed more than once; name each class once")
         if len(set(self.target_classes)) < 2:
             raise ParamError("data.target_classes", "list at least two distinct classes")
         if self.target == "fashion_mnist":
@@ -142,8 +146,13 @@ class Base(Section):
     def _weights(self):
         if self.kind == "compact_cnn" and self.weights != "none":
             raise ParamError("base.weights", "compact_cnn is pretrained on the source task; weights must be 'none'")
-        if self.kind != "compact_cnn" and self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
-            raise ParamError("base.weights", f"{self.weights!r} is neither 'imagenet', 'none' nor an existing weights file")
+        if self.kind != "compact_cnn" and self.weights not in ("imagenet", "none"):
+            if not Path(self.weights).is_file():
+                raise ParamError("base.weights", f"{self.weights!r} is neither 'imagenet', 'none' nor an existing weights "
+                                 "file")
+            if self.weights_sha256 is None:  # pinned in params.yaml, a new file's content re-runs pretrain (DVC)
+                raise ParamError("base.weights_sha256", f"a local weights file needs its digest, so that DVC re-runs "
+                                 f"pretrain when the file changes: set it to the output of `sha256sum {self.weights}`")
         return self
 
 
