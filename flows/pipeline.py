@@ -11,9 +11,10 @@ import argparse
 from pathlib import Path
 
 from graft.pipeline import overrides
-from graft.pipeline.flows import pipeline, run_stage  # noqa: F401  (run_stage: the flow's task, for importers)
+from graft.pipeline.flows import pipeline_for
 
 PROJECT = Path(__file__).resolve().parents[1]
+pipeline = pipeline_for(PROJECT)  # this project's flow: the entrypoint `prefect deploy` takes (flows/pipeline.py:pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-seconds", type=float, default=0.0, help="how long to wait for a busy pipeline")
     args = parser.parse_args(argv)
     params = overrides.parse_assignments(args.set_param)
-    state = pipeline(args.root, wait_seconds=args.wait_seconds, params=params, return_state=True)
+    state = pipeline_for(args.root)(wait_seconds=args.wait_seconds, params=params, return_state=True)
     if not state.is_completed():
         print(f"graft-pipeline: {state.name}: {state.message}")
         return 2 if state.is_cancelled() else 1

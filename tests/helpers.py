@@ -32,7 +32,8 @@ TINY = {
     "advisor": {"small_per_class": 10},  # 12 train images per class count as large: auto fine-tunes the top part
     "gate": {"min_accuracy": 0.0, "min_class_recall": 0.0, "max_regression": 1.0},  # tiny models bless
 }
-SMALL_IMAGES = {"image": {"height": 16, "width": 16, "channels": 1}, "base": {"filters": [4, 8], "convs_per_block": 1}}
+SMALL_IMAGES = {"image": {"height": 16, "width": 16, "channels": 1}, "base": {"filters": [4, 8], "convs_per_block": 1},
+                "finetune": {"unfreeze": "block2"}}  # a two-block base
 
 
 def deep_update(base: dict, changes: dict) -> dict:
@@ -80,6 +81,43 @@ def write_fake_fashion_mnist(folder: Path, *, train_per_class: int = 40, test_pe
         write_idx(folder / images_name, synthetic_images(labels, seed=len(labels)))
         write_idx(folder / labels_name, labels)
     return folder
+
+
+USER_FOLDER = {  # params for a project on a user's own images (write_user_folder), outside the project
+    "data": {"target": "folder", "target_classes": ["cat", "dog"]},
+    "image": {"height": 16, "width": 16, "channels": 3},
+    "split": {"test_fraction": 0.25, "valid_fraction": 0.3, "train_fraction": None},
+    "head": {"min_steps": 40},  # the scratch baseline gets head + finetune min_steps: enough not to collapse
+}
+
+
+def write_user_folder(folder: Path, *, per_class: int = 20) -> Path:
+    """A user's own images: cats (horizontal stripes) and dogs (vertical), PNG and JPEG, spaces in names."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for k, cls in enumerate(["cat", "dog"]):
+        (folder / cls).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (20, 24, 3), dtype=np.uint8)
+            if k == 0:
+                pixels[::2] = 230
+            else:
+                pixels[:, ::3] = 230
+            Image.fromarray(pixels).save(folder / cls / f"{cls} {i}.{'jpg' if i % 2 else 'png'}")
+    return folder
+
+
+def untouched(folder: Path) -> list[tuple]:
+    """What must not change about a user's files: each one's mode, link count, inode, mtime and content."""
+    import hashlib
+
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        entries.append((str(path.relative_to(folder)), info.st_mode, info.st_nlink, info.st_ino, info.st_mtime_ns, digest))
+    return entries
 
 
 def env() -> dict[str, str]:

@@ -32,13 +32,13 @@ def test_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
 def test_busy_trigger_is_cancelled_cleanly_and_skips_are_visible(harness, tiny_project):
     from prefect.client.orchestration import get_client  # noqa: F401  (harness client)
 
-    from graft.pipeline.flows import pipeline
+    from graft.pipeline.flows import pipeline_for
 
     with pipeline_lock(tiny_project):  # another run is going on
-        state = pipeline(str(tiny_project), return_state=True)
+        state = pipeline_for(tiny_project)(return_state=True)
     assert state.is_cancelled() and "pipeline busy" in state.message
 
-    state = pipeline(str(tiny_project), return_state=True)  # the project is up to date
+    state = pipeline_for(tiny_project)(return_state=True)  # the project is up to date
     assert state.is_completed()
     runs = state.result()
     assert runs and not any(r["ran"] for r in runs)
@@ -50,9 +50,9 @@ def test_pipeline_publishes_artifacts(harness, tiny_project):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from graft.pipeline.flows import pipeline
+    from graft.pipeline.flows import pipeline_for
 
-    pipeline(str(tiny_project))
+    pipeline_for(tiny_project)()
 
     async def keys():
         async with get_client() as client:

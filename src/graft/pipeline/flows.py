@@ -19,6 +19,7 @@ data, a param, the gate, a bug), a retry would repeat minutes of training and bu
 from __future__ import annotations
 
 import collections
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.states import Cancelled, Completed
 
 from graft import artifacts, config
+from graft.data.preflight import check as check_folders
 from graft.errors import PipelineBusy, StageFailed
 from graft.pipeline import overrides
 from graft.pipeline.dag import stage_order
@@ -48,22 +50,36 @@ def dvc_lock_was_busy(task, task_run, state) -> bool:
 
 
 @task(name="apply-params")
-def apply_params(root: str, params: dict[str, Any]) -> dict[str, list]:
+def apply_params(root: str, params: dict[str, Any], allow_paths: bool) -> dict[str, list]:
     """Write the run's params overrides into params.yaml (checked first; atomic; no retries)."""
-    changes = overrides.apply(Path(root) / "params.yaml", params)
+    changes = overrides.apply(Path(root) / "params.yaml", params, allow_paths=allow_paths)
     for key, (old, new) in changes.items():
         print(f"params override: {key}: {old!r} -> {new!r}")
     return {key: [old, new] for key, (old, new) in changes.items()}
 
 
+@task(name="preflight")
+def preflight(root: str) -> None:
+    """The data folders DVC will hash hold nothing it would block on (a named pipe)."""
+    p = config.load(Path(root) / "params.yaml")
+    check_folders({key: Path(root) / value for key, value in (("paths.target", p.paths.target),
+                                                                ("pretrain.data", p.pretrain.data))})
+
+
 @task(name="dvc-stage", task_run_name="{stage}", retries=STAGE_RETRIES, retry_delay_seconds=STAGE_RETRY_DELAY,
       retry_condition_fn=dvc_lock_was_busy)
-def run_stage(stage: str, root: str):
-    result = repro_stage(stage, root)
+def run_stage(stage: str, root: str, timeout: float, lock_fd: int | None = None):
+    """``dvc repro`` of one stage, its output in this task's log as it comes, killed past ``timeout``."""
+    logger = get_run_logger()
+    lock = os.fdopen(os.dup(lock_fd), "r") if lock_fd is not None else None
+    try:
+        result = repro_stage(stage, root, timeout=timeout, lock=lock, on_line=logger.info)
+    finally:
+        if lock is not None:
+            lock.close()
     outcome = {"stage": stage, "ran": result.ran}
     if not result.ran:
         return Completed(name="Skipped", message=f"{stage}: up to date, skipped by DVC", data=outcome)
-    print(f"{stage}: ran")
     return outcome
 
 
@@ -97,25 +113,37 @@ def publish(root: str) -> None:
             create_link_artifact(key=key, link=path.resolve().as_uri(), link_text=text)
 
 
-@flow(name="graft-pipeline", log_prints=True)
-def pipeline(root: str, wait_seconds: float = 0.0, params: dict[str, Any] | None = None):
-    """Run every DVC stage of the project at ``root`` in DVC's order; return what ran.
+def pipeline_for(root: str | Path, *, allow_path_overrides: bool = False):
+    """The pipeline flow of the project at ``root``. The project is fixed here, where a deployment
+    is made, not a run's parameter; so is whether a run may override ``paths.*`` (an output path
+    is a permission to delete)."""
+    root = str(Path(root).resolve())
 
-    ``params``: overrides for this run, dotted keys to values (``{"finetune.lr": 5e-05}``), written
-    into params.yaml once the run holds the pipeline (a busy trigger never touches the file)."""
-    asked = time.monotonic()
-    try:
-        with pipeline_lock(root, wait_seconds=wait_seconds):
-            print(f"pipeline lock taken after {time.monotonic() - asked:.1f} s")
-            if params:
-                apply_params(root, params)
-            # return_state: a Skipped state carries its outcome as data; .result() re-raises failures
-            runs = [run_stage(stage, root, return_state=True).result() for stage in stage_order(root)]
-            publish(root)
-    except PipelineBusy as busy:
-        get_run_logger().warning(str(busy))
-        return Cancelled(message=str(busy))
-    return runs
+    @flow(name="graft-pipeline", log_prints=True)
+    def pipeline(wait_seconds: float = 0.0, params: dict[str, Any] | None = None):
+        """Run every DVC stage of the project in DVC's order; return what ran.
+
+        ``params``: overrides for this run, dotted keys to values (``{"finetune.lr": 5e-05}``),
+        written into params.yaml once the run holds the pipeline (a busy trigger never touches
+        the file). ``wait_seconds``: how long a trigger that finds another run going waits."""
+        asked = time.monotonic()
+        try:
+            with pipeline_lock(root, wait_seconds=wait_seconds) as lock:
+                print(f"pipeline lock taken after {time.monotonic() - asked:.1f} s")
+                if params:
+                    apply_params(root, params, allow_path_overrides)
+                preflight(root)
+                timeouts = config.load(Path(root) / "params.yaml").timeouts
+                # return_state: a Skipped state carries its outcome as data; .result() re-raises failures
+                runs = [run_stage(stage, root, timeouts[stage], lock.fileno(), return_state=True).result()
+                        for stage in stage_order(root)]
+                publish(root)
+        except PipelineBusy as busy:
+            get_run_logger().warning(str(busy))
+            return Cancelled(message=str(busy))
+        return runs
+
+    return pipeline
 
 
 @flow(name="graft-batch-predict", log_prints=True)
@@ -139,9 +167,10 @@ def batch_predict(images: str, model: str, out: str) -> dict:
     return summary
 
 
-def serve(*, root: str, name: str, schedule: dict, wait_seconds: float, params: dict[str, Any]) -> None:
-    """Serve :func:`pipeline` as a scheduled deployment (needs a real Prefect server: PREFECT_API_URL).
-    ``global_limit=1`` keeps one run at a time on the Prefect side too; the pipeline's own lock
-    turns any overlap into a clean "pipeline busy"."""
-    pipeline.serve(name=name, global_limit=1, **schedule,
-                   parameters={"root": root, "wait_seconds": wait_seconds, "params": params})
+def serve(*, root: str, name: str, schedule: dict, wait_seconds: float, params: dict[str, Any],
+          allow_path_overrides: bool = False) -> None:
+    """Serve the project's pipeline as a scheduled deployment (needs a real Prefect server:
+    PREFECT_API_URL). ``global_limit=1`` keeps one run at a time on the Prefect side too; the
+    pipeline's own lock turns any overlap into a clean "pipeline busy"."""
+    pipeline_for(root, allow_path_overrides=allow_path_overrides).serve(
+        name=name, global_limit=1, **schedule, parameters={"wait_seconds": wait_seconds, "params": params})

@@ -8,17 +8,20 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from graft.errors import PipelineBusy
 
 
 @contextlib.contextmanager
-def pipeline_lock(root: str | Path = ".", *, wait_seconds: float = 0.0) -> Iterator[Path]:
+def pipeline_lock(root: str | Path = ".", *, wait_seconds: float = 0.0) -> Iterator[IO]:
     """One pipeline run at a time per project: an exclusive lock on ``.dvc/tmp/graft-pipeline.lock``.
 
     A second run waits up to ``wait_seconds`` for it, then raises :class:`PipelineBusy` naming
     the holder, instead of meeting DVC's own lock halfway through a stage. The operating system
     drops the lock when its holder exits, however it exits, so a killed run never leaves it behind.
+    Yields the locked file: a stage's ``dvc repro`` inherits it (graft.pipeline.runner), so the
+    lock is held for as long as either process lives.
     """
     path = Path(root) / ".dvc" / "tmp" / "graft-pipeline.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +43,6 @@ def pipeline_lock(root: str | Path = ".", *, wait_seconds: float = 0.0) -> Itera
         handle.write(str(os.getpid()))
         handle.flush()
         try:
-            yield path
+            yield handle
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -10,8 +10,12 @@ model then agree, and ``git diff params.yaml`` shows what the current model was 
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Iterable, Mapping
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +67,25 @@ def _round_trip():
     return rt
 
 
-def apply(params_file: str | Path, overrides: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+def apply(params_file: str | Path, overrides: Mapping[str, Any], *, allow_paths: bool = False,
+          wait_seconds: float = 10.0) -> dict[str, tuple[Any, Any]]:
     """Set each dotted key of ``overrides`` in ``params_file``; return ``{key: (old, new)}``.
 
     Raises :class:`ConfigError` (and writes nothing) when a key is unknown, a value has the wrong
-    type, or the result fails any check of :func:`graft.config.load`.
+    type, the result fails any check of :func:`graft.config.load` or DVC cannot build its graph
+    from it, or a key is under ``paths`` and ``allow_paths`` is false: an output path is a
+    permission to delete (DVC deletes outputs before a stage runs), not a run's parameter. The
+    file is replaced while holding DVC's own repository lock, so it never changes under a running
+    ``dvc repro`` (one started by hand included); that wait is ``wait_seconds`` at most.
     """
     params_file = Path(params_file)
     if not overrides:
         return {}
+    paths = sorted(k for k in overrides if str(k).split(".")[0] == "paths")
+    if paths and not allow_paths:
+        raise ConfigError(f"params override {paths[0]}: paths.* cannot be set by a run (DVC deletes a stage's "
+                          f"outputs before it runs, so an output path is a permission to delete); change "
+                          f"{params_file} itself, or serve a deployment that allows path overrides")
     rt = _round_trip()
     doc = rt.load(params_file.read_text())
     changes: dict[str, tuple[Any, Any]] = {}
@@ -92,12 +106,57 @@ def apply(params_file: str | Path, overrides: Mapping[str, Any]) -> dict[str, tu
         node[parts[-1]] = new
     text = io.StringIO()
     rt.dump(doc, text)
-    with atomic_path(params_file) as tmp:
-        tmp.write_text(text.getvalue())
-        try:
-            config.load(tmp)
-        except ConfigError as err:
-            given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
-            raise ConfigError(f"params override rejected ({given}); {params_file} is unchanged: "
-                              + str(err).replace(str(tmp), str(params_file))) from None
+    given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    with dvc_repo_lock(params_file.parent, wait_seconds=wait_seconds, doing=f"params override ({given})"):
+        with atomic_path(params_file) as tmp:
+            tmp.write_text(text.getvalue())
+            try:
+                config.load(tmp)
+                check_graph(params_file.parent, tmp)
+            except ConfigError as err:
+                raise ConfigError(f"params override rejected ({given}); {params_file} is unchanged: "
+                                  + str(err).replace(str(tmp), str(params_file))) from None
     return changes
+
+
+@contextlib.contextmanager
+def dvc_repo_lock(root: Path, *, wait_seconds: float, doing: str) -> Iterator[None]:
+    """Hold DVC's own lock of the repository at ``root`` (what every ``dvc`` command takes), or
+    refuse after ``wait_seconds`` with the reason."""
+    from dvc.lock import LockError, make_lock
+
+    tmp_dir = root / ".dvc" / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    lock = make_lock(str(tmp_dir / "lock"), tmp_dir=str(tmp_dir), wait=False)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            lock.lock()
+            break
+        except LockError:
+            if time.monotonic() >= deadline:
+                raise ConfigError(f"{doing}: a dvc process holds {root} (a `dvc repro` running?); nothing was "
+                                  f"changed; try again when it has finished") from None
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        lock.unlock()
+
+
+def check_graph(root: Path, params_file: Path) -> None:
+    """DVC's graph of ``root``'s dvc.yaml with ``params_file`` as its params must build (outputs
+    that overlap, templates that do not resolve...), tried in a scratch copy of the pipeline."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    with tempfile.TemporaryDirectory(prefix="graft-graph-") as scratch:
+        shutil.copy2(root / "dvc.yaml", Path(scratch) / "dvc.yaml")
+        shutil.copy2(params_file, Path(scratch) / "params.yaml")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # "Initialized DVC repository."
+                Repo.init(scratch, no_scm=True)
+            with Repo(scratch) as repo:
+                repo.index.check_graph()
+        except DvcException as err:
+            raise ConfigError(f"dvc.yaml with these params: {' '.join(str(err).split())}") from None
