@@ -169,7 +169,7 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
 def export_calibration(root: Path) -> np.ndarray | None:
     """The train images the export stage calibrates on (same choice as graft.stages.export), if
     the project's split is there."""
-    from graft.data.load import load_folder, shape_of
+    from graft.data.load import decode_args, load_folder
 
     if not (root / "params.yaml").is_file():
         return None
@@ -177,7 +177,7 @@ def export_calibration(root: Path) -> np.ndarray | None:
     folder = root / params.paths.split / "train"
     if not folder.is_dir():
         return None
-    train = load_folder(folder, classes=params.data.target_classes, **shape_of(params.image))
+    train = load_folder(folder, classes=params.data.target_classes, **decode_args(params))
     return calibration_set(train.x, seed=params.seed, count=params.export.calibration_images)
 
 
@@ -196,6 +196,7 @@ def main(root: Path, threads: int = 0) -> None:
     raw["base"].update(kind="mobilenet_v2", weights="none", input_size=224)
     raw["image"].update(height=224, width=224, channels=3)
     raw["head"]["dropout"] = 0.0
+    raw["finetune"]["unfreeze"] = "block_16"  # MobileNetV2's top block (nothing is fine-tuned here)
     params = config.parse(raw, where="params.yaml (MobileNetV2 at 224)")
     mobilenet = graft_head(build_source_model(params), num_classes=2, head=params.head, seed=0)
     calib = np.random.default_rng(1).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
