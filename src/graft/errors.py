@@ -8,6 +8,17 @@ exception is a bug in graft and keeps its traceback.
 
 from __future__ import annotations
 
+MAX_NAMED = 10  # entries a message names; the rest are counted (the files graft writes name all)
+
+
+def listing(entries: list[str]) -> str:
+    """The indented lines of a message that names files: the first :data:`MAX_NAMED`, then how
+    many more."""
+    lines = [f"    {entry}" for entry in entries[:MAX_NAMED]]
+    if len(entries) > MAX_NAMED:
+        lines.append(f"    ... and {len(entries) - MAX_NAMED} more")
+    return "\n".join(lines)
+
 
 class GraftError(Exception):
     """Something the user can fix; the message names the file or parameter and the fix."""

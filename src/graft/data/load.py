@@ -14,9 +14,7 @@ import pandas as pd
 from graft import artifacts
 from graft.artifacts import SPLITS
 from graft.data.decode import Rules, decode, is_image_candidate
-from graft.errors import BadImage, MissingInput
-
-MAX_NAMED = 10  # files named in an error
+from graft.errors import BadImage, MissingInput, listing
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def load_folder(folder: str | Path, *, classes: Sequence[str], height: int, widt
 def decode_all(files: Sequence[Path], *, height: int, width: int, channels: int, rules: Rules, label: str,
                progress: bool = True) -> np.ndarray:
     """Every file decoded (graft.data.decode) into one uint8 array, or one :class:`BadImage` that
-    names every file that could not be (up to MAX_NAMED of them)."""
+    names the files that could not be (graft.errors.listing)."""
     from tqdm import tqdm
 
     x = np.empty((len(files), height, width, channels), dtype=np.uint8)
@@ -59,9 +57,8 @@ def decode_all(files: Sequence[Path], *, height: int, width: int, channels: int,
         except BadImage as err:
             bad.append(str(err))
     if bad:
-        more = f"\n    ... and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
         raise BadImage(f"{len(bad)} of {len(files)} files ({label.removeprefix('reading ')}) cannot be read; remove or "
-                       "replace them:\n" + "\n".join(f"    {b}" for b in bad[:MAX_NAMED]) + more)
+                       "replace them:\n" + listing(bad))
     return x
 
 

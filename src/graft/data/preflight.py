@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 
 from graft.data.decode import special_file
-from graft.errors import BadImage
-
-MAX_NAMED = 10
+from graft.errors import BadImage, listing
 
 
 def special_files(folder: Path) -> list[str]:
@@ -30,6 +28,5 @@ def check(folders: dict[str, Path]) -> None:
     """Raise :class:`BadImage` naming every special file in the folders (param -> folder)."""
     found = [f"{key}: {entry}" for key, folder in folders.items() if folder.is_dir() for entry in special_files(folder)]
     if found:
-        more = f"\n    ... and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
         raise BadImage(f"{len(found)} entries are not files graft or DVC can read (DVC would block reading a named "
-                       "pipe); remove them:\n" + "\n".join(f"    {f}" for f in found[:MAX_NAMED]) + more)
+                       "pipe); remove them:\n" + listing(found))

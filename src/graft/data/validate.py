@@ -20,11 +20,9 @@ from graft import artifacts
 from graft.data import manifest
 from graft.data.annotate import Checks, annotate, class_table
 from graft.data.expectations import DATA_DOCS, run_suites
-from graft.errors import ValidationFailed
+from graft.errors import ValidationFailed, listing
 from graft.files import atomic_path, write_json
 from graft.records import ValidationSummary
-
-MAX_NAMED = 10  # failing files named per expectation in the printed message (summary.json names all)
 
 
 def validate(*, target_dir: Path, checks: Checks, out_dir: Path) -> ValidationSummary:
@@ -63,11 +61,9 @@ def validate(*, target_dir: Path, checks: Checks, out_dir: Path) -> ValidationSu
 def explain(findings: list[dict]) -> str:
     lines = []
     for finding in findings:
-        named = list(finding["files"].items())
         lines.append(f"- {finding['why']} ({finding['count']} failing; fix: {finding['fix']})")
-        lines += [f"    {path}: {detail}" for path, detail in named[:MAX_NAMED]]
-        if len(named) > MAX_NAMED:
-            lines.append(f"    ... and {len(named) - MAX_NAMED} more")
+        if finding["files"]:  # summary.json names them all
+            lines.append(listing([f"{path}: {detail}" for path, detail in finding["files"].items()]))
     return "\n".join(lines)
 
 
