@@ -21,20 +21,26 @@ _AT_FDCWD = -100
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _temp_name(final: Path) -> re.Pattern:
-    """Names graft gives the temporary siblings of ``final`` (tempfile's 8 random characters), and
-    the previous version of a folder set aside while the new one goes in."""
-    return re.compile(rf"^\.{re.escape(final.name)}\.[a-z0-9_]{{8}}\.(tmp|old)(\..*)?$")
+# The names graft gives the temporary siblings of an output (tempfile's 8 random characters), and
+# the previous version of a folder set aside while the new one goes in.
+_TEMP_OF = re.compile(r"^\.(?P<final>.+)\.[a-z0-9_]{8}\.(tmp|old)(\..*)?$")
+SYNCFS_OVER = 256  # files: past this many, one syncfs of the filesystem is cheaper than an fsync each
+
+
+def temp_of(name: str) -> str | None:
+    """The name of the file or folder a temporary of graft's, named ``name``, was to become."""
+    match = _TEMP_OF.match(name)
+    return match["final"] if match else None
 
 
 def clean_stale(final: Path) -> list[Path]:
     """Remove what a killed writer left beside ``final`` (only names graft makes), after putting a
     folder back that was set aside when the kill came between two renames. Returns what went."""
-    pattern, removed = _temp_name(final), []
+    removed: list[Path] = []
     if not final.parent.is_dir():
         return removed
     for sibling in sorted(final.parent.iterdir()):
-        if not pattern.match(sibling.name):
+        if temp_of(sibling.name) != final.name:
             continue
         if sibling.name.endswith(".old") and not os.path.lexists(final):
             os.rename(sibling, final)  # the old version was aside and the new one never arrived
@@ -42,18 +48,6 @@ def clean_stale(final: Path) -> list[Path]:
         shutil.rmtree(sibling) if sibling.is_dir() and not sibling.is_symlink() else sibling.unlink()
         removed.append(sibling)
     return removed
-
-
-SYNCFS_OVER = 256  # files: past this many, one syncfs of the filesystem is cheaper than an fsync each
-
-
-_TEMP_OF = re.compile(r"^\.(?P<final>.+)\.[a-z0-9_]{8}\.(tmp|old)(\..*)?$")  # the names _temp_name matches
-
-
-def temp_of(name: str) -> str | None:
-    """The name of the file or folder a temporary of graft's, named ``name``, was to become."""
-    match = _TEMP_OF.match(name)
-    return match["final"] if match else None
 
 
 def clean_stale_tree(folder: Path) -> None:
