@@ -62,14 +62,12 @@ def repro_stage(stage: str, root: str | Path, *, timeout: float, lock: IO | None
     reader.start()
     try:
         process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    except BaseException as stopped:  # past the time limit, or the driver itself stopped (Ctrl-C, a cancelled task)
+        os.killpg(process.pid, signal.SIGKILL)  # the whole group: DVC, the stage and whatever it started
+        process.wait(timeout=60)
         reader.join(timeout=10)
-        raise StageTimeout(stage, timeout, "".join(lines)) from None
-    except BaseException:  # the driver itself is stopped (Ctrl-C, a cancelled task): take the stage with it
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        if isinstance(stopped, subprocess.TimeoutExpired):
+            raise StageTimeout(stage, timeout, "".join(lines)) from None
         raise
     reader.join(timeout=10)
     output = "".join(lines)
