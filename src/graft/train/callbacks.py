@@ -87,17 +87,16 @@ class Checkpoint(keras.callbacks.Callback):
         self.rows.append({"epoch": epoch + 1, **{k: float(logs[k]) for k in HISTORY_KEYS if k in logs}})
         if self.folder is None:
             return
-        arrays, trainer = {}, self.model
-        for prefix, values in (("weight", trainer.get_weights()),
-                               ("optimizer", [v.numpy() for v in trainer.optimizer.variables]),
-                               ("seed", [v.numpy() for v in seed_states(trainer)]),
-                               ("best", self.keeper.weights or [])):
-            arrays.update({f"{prefix}{i}": value for i, value in enumerate(values)})
+        trainer = self.model
+        parts = {"weights": ("weight", trainer.get_weights()),
+                 "optimizer": ("optimizer", [v.numpy() for v in trainer.optimizer.variables]),
+                 "seeds": ("seed", [v.numpy() for v in seed_states(trainer)]),
+                 "best_weights": ("best", self.keeper.weights or [])}
+        arrays = {f"{prefix}{i}": value for prefix, values in parts.values() for i, value in enumerate(values)}
         stopper = None if self.stopper is None else {"wait": self.stopper.wait, "best": float(self.stopper.best),
                                                      "best_epoch": self.stopper.best_epoch}
         state = {"epoch": epoch + 1, "rows": self.rows, "best_val_loss": self.keeper.best, "stopper": stopper,
-                 "weights": len(trainer.get_weights()), "optimizer": len(trainer.optimizer.variables),
-                 "seeds": len(seed_states(trainer)), "best_weights": len(self.keeper.weights or [])}
+                 **{key: len(values) for key, (_, values) in parts.items()}}
         with atomic_path(self.folder, directory=True) as tmp:  # all of it or none of it: one rename
             np.savez(tmp / "arrays.npz", **arrays)
             (tmp / "state.json").write_text(json.dumps(state))
