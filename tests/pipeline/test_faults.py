@@ -39,6 +39,14 @@ if os.path.basename(sys.argv[0]) == "graft" and sys.argv[1:2] == [os.environ.get
 """
 
 
+SLOW_STAGE = """
+import os, sys, time
+
+if os.path.basename(sys.argv[0]) == "graft" and sys.argv[1:2] == [os.environ.get("GRAFT_TEST_SLOW")]:
+    time.sleep(600)  # a stage that runs far past its time limit (and past the test's)
+"""
+
+
 def leftovers(root: Path) -> list[str]:
     """Temporary files and set-aside folders of graft's writers anywhere in the project."""
     return sorted(str(p.relative_to(root)) for p in root.rglob(".*") if p.name.endswith((".tmp", ".old"))
@@ -212,15 +220,19 @@ def test_a_named_pipe_in_the_data_is_refused_before_dvc_meets_it(user_project, h
         (mine / "cat" / "stream.png").unlink()
 
 
-def test_a_stage_past_its_time_limit_is_killed_and_the_lock_released(user_project, harness):
+def test_a_stage_past_its_time_limit_is_killed_and_the_lock_released(user_project, harness, tmp_path, monkeypatch):
     from graft.errors import PipelineBusy
     from graft.pipeline.flows import pipeline_for
     from graft.pipeline.lock import pipeline_lock
 
     root, _ = user_project
-    set_params(root, lambda p: (p["head"].update(epochs=3), p["timeouts"].update(train_head=2)))
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(SLOW_STAGE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "hook"))  # the stages' environment (graft.pipeline.runner)
+    monkeypatch.setenv("GRAFT_TEST_SLOW", "train_head")
+    set_params(root, lambda p: (p["head"].update(epochs=3), p["timeouts"].update(train_head=5)))  # train_head re-runs
     state = pipeline_for(root)(return_state=True)
-    assert state.is_failed() and "stage train_head ran longer than timeouts.train_head (2 s)" in state.message
+    assert state.is_failed() and "stage train_head ran longer than timeouts.train_head (5 s)" in state.message
     assert not processes_in(root, running="graft train_head")  # its processes were killed
     try:
         with pipeline_lock(root, wait_seconds=0):
