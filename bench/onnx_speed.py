@@ -38,7 +38,7 @@ import numpy as np
 import graft  # noqa: F401  (telemetry off)
 from graft import config
 from graft.export import contract as onnx_meta
-from graft.export.onnx import to_onnx
+from graft.export.onnx import model_version, to_onnx
 from graft.export.publish import calibration_set
 from graft.export.quantize import quantize
 from graft.model.build import build_source_model, graft_head
@@ -124,7 +124,8 @@ def bench(name: str, model, calibration: np.ndarray, gflops: float, runs: int, r
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         onnx_models = {"float": Path(tmp) / "m.onnx", "int8": Path(tmp) / "m.int8.onnx",
                        "plain": Path(tmp) / "m.int8.plain.onnx"}
-        to_onnx(model, onnx_models["float"], opset=17, metadata={})
+        to_onnx(model, onnx_models["float"], opset=17, metadata={}, doc_string=f"bench: {name}",
+                version=model_version(exported_at=datetime.datetime.now(datetime.timezone.utc)))
         quantize(onnx_models["float"], onnx_models["int8"], calibration=calibration)
         quantize(onnx_models["float"], onnx_models["plain"], calibration=calibration, pixels_as_quantized=False)
         worker = stack.enter_context(OrtWorker(onnx_models, shape, threads))

@@ -166,6 +166,7 @@ class BlessedRecord(Record):
 
 
 class ExportRecord(Record):
+    model_version: int | None = None  # model.onnx's model_version (graft.export.onnx.model_version)
     parity: dict[str, Any]
     int8: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import onnx
@@ -131,6 +132,30 @@ def test_metadata_says_what_the_model_is_and_where_it_came_from(tiny_project, fo
     metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())
     assert meta["metrics"]["finetuned"]["accuracy"] == metrics["finetuned"]["accuracy"]
     assert meta["gate"] == {"blessed": True, "reasons": [], "published_anyway": False}
+
+
+def test_standard_onnx_fields_say_what_the_model_is_in_both_files(tiny_project, folder):
+    """doc_string, model_version, producer and the batch axis's name, as any ONNX tool reads them
+    (onnxruntime's model metadata, the graph's declared shapes), on the float and the int8 file."""
+    import graft
+
+    exported = json.loads((folder / "export.json").read_text())
+    for name in ("model.onnx", "model.int8.onnx"):
+        meta = ort.InferenceSession(str(folder / name)).get_modelmeta()
+        assert meta.producer_name == "graft" and meta.version == exported["model_version"]
+        assert "Sandal, Shirt" in meta.description and "uint8 pixels 0-255, NHWC [batch, 28, 28, 1]" in meta.description
+        proto = onnx.load(str(folder / name))
+        assert proto.producer_version == graft.__version__ and proto.model_version == exported["model_version"]
+        for value in (proto.graph.input[0], proto.graph.output[0]):
+            assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
+    # the float model's recorded shapes in between carry the same name (int8: onnx's shape inference
+    # in quant_pre_process gives them symbols of its own, which no consumer sees)
+    float_graph = onnx.load(str(folder / "model.onnx")).graph
+    assert not [d.dim_param for v in float_graph.value_info for d in v.type.tensor_type.shape.dim
+                if d.dim_param.startswith("unk__")]
+    # the UTC time of the export, YYYYMMDDHHMMSS: it orders exports and reads as a date
+    exported_at = datetime.strptime(str(exported["model_version"]), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+    assert timedelta(0) <= datetime.now(timezone.utc) - exported_at < timedelta(hours=6)
 
 
 def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder):

@@ -25,6 +25,17 @@ def describe(*, classes, height: int, width: int, channels: int, formats, max_pi
     }
 
 
+def doc_string(*, classes, height: int, width: int, channels: int) -> str:
+    """The ONNX model's ``doc_string``: what it classifies and its input contract, in words (the
+    same facts as the ``graft.*`` metadata, which a program reads)."""
+    return (f"graft image classifier: one of {len(classes)} classes ({', '.join(classes)}). Input {INPUT_NAME!r}: "
+            f"uint8 pixels 0-255, NHWC [batch, {height}, {width}, {channels}], any batch size; resize bilinearly to "
+            f"{height}x{width} after applying EXIF orientation (graft predict does this). Output {OUTPUT_NAME!r}: "
+            f"softmax probabilities [batch, {len(classes)}] in the order of the classes above (metadata "
+            "graft.classes). Provenance, test metrics and the gate's verdict: the graft.* metadata and "
+            "model_card.md.")
+
+
 def read(session) -> dict:
     """Decode the graft metadata of an ``onnxruntime.InferenceSession``."""
     props = session.get_modelmeta().custom_metadata_map

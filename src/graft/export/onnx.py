@@ -1,14 +1,29 @@
 """Keras model -> ONNX file: an inference model (no training-only layers), raw uint8 pixels in
-(preprocessing lives inside the model), named probabilities out, graft's metadata attached."""
+(preprocessing lives inside the model), named probabilities out, graft's metadata attached: the
+standard fields (``doc_string``, ``model_version``, ``producer_name`` and ``producer_version``,
+a batch axis named ``batch``) and graft's own (``metadata_props``, graft.export.contract)."""
 
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+import graft
 from graft.export import contract, passes
+
+PRODUCER = "graft"
+BATCH_AXIS = "batch"  # the symbolic name of the first axis of the input and the output
+
+
+def model_version(*, exported_at: datetime) -> int:
+    """The ONNX ``model_version`` of a model exported at ``exported_at``: its UTC time as the
+    integer YYYYMMDDHHMMSS (20261202143005), which grows with every export (a second apart or
+    more), fits ONNX's int64 and reads as a date. The content's own identity (git revision, data
+    and params hashes) is in graft's metadata; this field orders the exports."""
+    return int(exported_at.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S"))
 
 
 def _normalization_reads_its_variables(model) -> None:
@@ -25,8 +40,27 @@ def _normalization_reads_its_variables(model) -> None:
             layer.mean, layer.variance = layer.adapt_mean, layer.adapt_variance
 
 
-def to_onnx(model, path: Path, *, opset: int, metadata: dict[str, str]) -> None:
-    """Export an inference model (no training-only layers) with a named output and metadata."""
+def name_batch_axis(graph) -> None:
+    """Give the first axis of the graph's input and outputs the symbolic name ``batch`` instead of
+    the converter's ``unk__NN``, everywhere that symbol appears (the recorded shapes of the
+    tensors in between too), so shape inference and consumers see one batch axis."""
+    old = {v.type.tensor_type.shape.dim[0].dim_param for v in (*graph.input[:1], *graph.output)
+           if v.type.tensor_type.shape.dim and not v.type.tensor_type.shape.dim[0].HasField("dim_value")}
+    old.discard("")
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in old:
+                dim.dim_param = BATCH_AXIS
+    for value in (*graph.input[:1], *graph.output):  # an axis with no symbol at all gets the name too
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = BATCH_AXIS
+
+
+def to_onnx(model, path: Path, *, opset: int, metadata: dict[str, str], doc_string: str, version: int) -> None:
+    """Export an inference model (no training-only layers) with a named output, a named batch
+    axis and metadata: ``doc_string`` (what it classifies, its input contract), ``version`` (the
+    ONNX ``model_version``, :func:`model_version`) and graft's ``metadata`` (metadata_props)."""
     import onnx
     import tensorflow as tf
 
@@ -47,6 +81,9 @@ def to_onnx(model, path: Path, *, opset: int, metadata: dict[str, str]) -> None:
             node.input[:] = [contract.OUTPUT_NAME if i == old else i for i in node.input]
         graph.output[0].name = contract.OUTPUT_NAME
     passes.scaling_after_layout(proto)  # same outputs, without onnxruntime's slow NHWC Mul
+    name_batch_axis(graph)
+    proto.doc_string, proto.model_version = doc_string, version
+    proto.producer_name, proto.producer_version = PRODUCER, graft.__version__
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)

@@ -9,6 +9,7 @@ after onnxruntime matched Keras on the whole test split at batch sizes 1 and 32.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from graft import artifacts
 from graft.errors import QuantizationUnavailable
 from graft.evaluate.gate import require
 from graft.export import card, contract
-from graft.export.onnx import to_onnx
+from graft.export.onnx import model_version, to_onnx
 from graft.export.parity import check_parity, onnx_predict
 from graft.files import atomic_path, write_json
 from graft.records import ExportRecord, Labels
@@ -65,7 +66,10 @@ def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, cali
                                 artifacts.EXPORT_RECORD)}
     with atomic_path(out_dir, directory=True) as tmp:
         float_path = tmp / name[artifacts.MODEL_ONNX]
-        to_onnx(model, float_path, opset=settings.opset, metadata=metadata)
+        version = model_version(exported_at=datetime.now(timezone.utc))
+        to_onnx(model, float_path, opset=settings.opset, metadata=metadata, version=version,
+                doc_string=contract.doc_string(classes=classes, height=image.height, width=image.width,
+                                               channels=image.channels))
         parity = check_parity(float_path, expected=expected, x=test_x, y=test_y, tolerance=settings.tolerance)
         int8 = None
         if calibration is not None:
@@ -76,7 +80,7 @@ def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, cali
                                                         output=contract.OUTPUT_NAME).to_json())
         if card_inputs is not None:
             (tmp / name[artifacts.MODEL_CARD]).write_text(card.render(**card_inputs, input_spec=input_spec, int8=int8))
-        record = ExportRecord(parity=parity, int8=int8, gate=gate_note)
+        record = ExportRecord(model_version=version, parity=parity, int8=int8, gate=gate_note)
         write_json(tmp / name[artifacts.EXPORT_RECORD], record.to_json())
     return record
 

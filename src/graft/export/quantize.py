@@ -51,7 +51,11 @@ def quantize(float_model: Path, out: Path, *, calibration: np.ndarray, pixels_as
     source, proto = onnx.load(str(float_model)), onnx.load(str(out))
     passes = {"pixels_as_quantized_input": pixels_as_quantized and pixels_as_quantized_input(proto)}
     passes["pack_pixel_columns"] = pack_columns and passes["pixels_as_quantized_input"] and pack_pixel_columns(proto)
-    # keep the float model's metadata (classes, input contract, provenance) on the int8 file
+    # keep the float model's metadata (classes, input contract, provenance; the standard fields,
+    # which the quantizer replaces with its own) on the int8 file; the input and output keep the
+    # float model's named batch axis as they are
+    for field in ("doc_string", "model_version", "producer_name", "producer_version"):
+        setattr(proto, field, getattr(source, field))
     del proto.metadata_props[:]
     proto.metadata_props.extend(source.metadata_props)
     proto.metadata_props.add(key="graft.precision", value="int8")
