@@ -106,6 +106,15 @@ class ClassScores(Record):
     support: int
 
 
+class Interval(Record):
+    """A confidence interval of a proportion (graft.evaluate.metrics.wilson_interval)."""
+
+    low: float
+    high: float
+    confidence: float  # 0.95: a 95% interval
+    method: str  # "wilson"
+
+
 class Scores(Record):
     """One model on the test split (graft.evaluate.metrics.report)."""
 
@@ -118,6 +127,7 @@ class Scores(Record):
     per_class: dict[str, ClassScores]
     roc_auc: float | None = None  # two classes
     top_5_accuracy: float | None = None  # more than five classes
+    accuracy_interval: Interval | None = None  # evaluate's models (evaluate.confidence)
 
 
 class ScratchRecord(Record):
@@ -138,10 +148,23 @@ class MetricsRecord(Record):
     finetuned: Scores
 
 
+class McNemarRecord(Record):
+    """The exact McNemar test of two models on the same test images (graft.evaluate.lift.mcnemar):
+    only the images exactly one of them gets right say which is better."""
+
+    transfer_only: int  # images the transferred model gets right and the scratch baseline wrong
+    scratch_only: int  # the other way round
+    p_value: float  # two-sided, exact (binomial with p = 1/2 on the discordant images)
+    alpha: float  # 1 - evaluate.confidence
+    significant: bool  # p_value < alpha
+
+
 class LiftRecord(Record):
     """Transfer's gain over the scratch baseline on the same test images, or why there is none."""
 
     scratch_accuracy: float | None = None
+    scratch_interval: Interval | None = None
+    mcnemar: McNemarRecord | None = None  # is the gain more than chance on these test images?
     accuracy_points: float | None = None
     error_reduction: float | None = None  # scratch's errors / transfer's; None when transfer made none
     unavailable: str | None = None  # why no lift is reported
@@ -152,6 +175,7 @@ class GateRecord(Record):
     blessed: bool
     reasons: list[str]
     checks: dict[str, dict[str, Any]]
+    consider: list[str] = []  # on a refusal: what was measured, and the thresholds to look at
 
 
 class BlessedRecord(Record):

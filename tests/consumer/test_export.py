@@ -158,6 +158,28 @@ def test_standard_onnx_fields_say_what_the_model_is_in_both_files(tiny_project, 
     assert timedelta(0) <= datetime.now(timezone.utc) - exported_at < timedelta(hours=6)
 
 
+def test_evaluate_pairs_the_lift_with_the_scratch_model_and_the_summary_says_if_it_is_significant(
+        tiny_project, monkeypatch):
+    """McNemar's discordant counts come from the scratch model's own predictions on the same test
+    images, so their difference is the lift in images; the summary says the verdict in words."""
+    from graft import config
+    from graft.evaluate.summary import summarize
+
+    metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())["finetuned"]
+    lift = json.loads((tiny_project / "metrics" / "lift.json").read_text())
+    test = lift["mcnemar"]
+    assert test["transfer_only"] - test["scratch_only"] == round(lift["accuracy_points"] / 100 * metrics["images"])
+    assert test["alpha"] == pytest.approx(1 - params().evaluate.confidence)
+    assert test["significant"] == (test["p_value"] < test["alpha"])
+    ci = metrics["accuracy_interval"]
+    assert ci["confidence"] == params().evaluate.confidence and ci["low"] <= metrics["accuracy"] <= ci["high"]
+    monkeypatch.chdir(tiny_project)
+    summary = summarize(config.load())
+    verdict = "significant" if test["significant"] else "not significant"
+    assert f"transfer {lift['accuracy_points']:+.2f} points, {verdict} (McNemar p = {test['p_value']:.2g};" in summary
+    assert f"95% interval {ci['low']:.2%}-{ci['high']:.2%}" in summary
+
+
 def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder):
     card = (folder / "model_card.md").read_text()
     metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())
@@ -167,6 +189,11 @@ def test_model_card_carries_the_numbers_of_the_metrics_file(tiny_project, folder
     assert "Sandal" in card and "Intended use and limits" in card
     lift = json.loads((tiny_project / "metrics" / "lift.json").read_text())
     assert f"reaches {lift['scratch_accuracy']:.2%}" in card and f"{lift['accuracy_points']:+.2f} points" in card
+    test = lift["mcnemar"]  # the lift's significance, in words
+    verdict = "significant" if test["p_value"] < test["alpha"] else "not significant"
+    assert f"{lift['accuracy_points']:+.2f} points, {verdict} (McNemar p = {test['p_value']:.2g};" in card
+    ci = metrics["finetuned"]["accuracy_interval"]
+    assert f"| {ci['low']:.2%}-{ci['high']:.2%} |" in card and ci["low"] <= metrics["finetuned"]["accuracy"] <= ci["high"]
     assert "**Gate**: blessed" in card
     assert "unfreeze: block2" in card  # the params as used
 

@@ -50,3 +50,27 @@ def test_a_model_that_predicts_one_class_has_collapsed():
     one = np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3]])
     assert metrics.collapsed_to(one, ["a", "b"]) == "a"
     assert metrics.collapsed_to(np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"]) is None
+
+
+@pytest.mark.parametrize(("successes", "trials", "low", "high"), [
+    (81, 263, 0.2553, 0.3662),  # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3
+    (15, 148, 0.0624, 0.1605),
+    (0, 20, 0.0, 0.1611),
+    (1, 29, 0.0061, 0.1718),
+])
+def test_wilson_interval_matches_the_textbook_values(successes, trials, low, high):
+    assert metrics.wilson_interval(successes=successes, trials=trials, confidence=0.95) == (
+        pytest.approx(low, abs=5e-5), pytest.approx(high, abs=5e-5))
+
+
+def test_wilson_interval_is_symmetric_stays_in_range_and_narrows_with_more_images():
+    low, high = metrics.wilson_interval(successes=7, trials=10, confidence=0.95)
+    mirror = metrics.wilson_interval(successes=3, trials=10, confidence=0.95)
+    assert (low, high) == (pytest.approx(1 - mirror[1]), pytest.approx(1 - mirror[0]))
+    assert metrics.wilson_interval(successes=2000, trials=2000, confidence=0.95)[1] == 1.0
+    assert metrics.wilson_interval(successes=0, trials=0, confidence=0.95) == (0.0, 1.0)
+    wide, narrow = (metrics.wilson_interval(successes=9 * n // 10, trials=n, confidence=0.95) for n in (100, 10000))
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+    assert (metrics.wilson_interval(successes=7, trials=10, confidence=0.99)[0] < low)  # surer: wider
+    with pytest.raises(ValueError):
+        metrics.wilson_interval(successes=11, trials=10, confidence=0.95)

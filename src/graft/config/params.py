@@ -14,6 +14,7 @@ from graft.config.sections import (
     Augment,
     Base,
     Data,
+    Evaluate,
     Export,
     Finetune,
     Gate,
@@ -57,6 +58,7 @@ class Params(Section):
     advisor: Advisor
     augment: Augment
     scratch: Scratch
+    evaluate: Evaluate
     gate: Gate
     export: Export
     timeouts: dict[str, Annotated[int, Field(ge=1)]] = _field(

@@ -248,6 +248,12 @@ class Scratch(Section):
     enabled: bool = _field("train the same network from random weights, to measure transfer's lift")
 
 
+class Evaluate(Section):
+    confidence: float = _field("confidence level of evaluate's Wilson intervals of the test accuracies (0.95: 95%); the "
+                               "transfer lift is significant when the exact McNemar test's p-value is below "
+                               "1 - confidence", gt=0.5, lt=1)
+
+
 class Gate(Section):
     min_accuracy: float = _field("test accuracy the model needs, a fraction (0.99, not 99)", ge=0, le=1)
     min_class_recall: float = _field("recall every class needs, a fraction", ge=0, le=1)
@@ -261,3 +267,4 @@ class Export(Section):
     int8_max_drop: float = _field("ship int8 only within this many accuracy points of the float model", ge=0)
     calibration_images: Count = _field("train images that calibrate the int8 activation ranges")
     allow_unblessed: bool = _field("true: publish a model the gate refused")
+

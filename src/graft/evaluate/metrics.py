@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -89,3 +90,21 @@ def collapsed_to(probs: np.ndarray, classes) -> str | None:
     """The one class a collapsed model predicts for every image, else None."""
     predicted = np.unique(probs.argmax(axis=1))
     return classes[predicted[0]] if len(classes) > 1 and len(predicted) == 1 else None
+
+
+def wilson_interval(*, successes: int, trials: int, confidence: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``successes / trials`` at ``confidence`` (0.95):
+    unlike the normal approximation it stays inside [0, 1] and keeps its coverage near 0 and 1,
+    where graft's accuracies live. (0.0, 1.0) when there are no trials: nothing is known."""
+    from statistics import NormalDist
+
+    if not 0 <= successes <= trials:
+        raise ValueError(f"{successes} successes in {trials} trials")
+    if trials == 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p, n = successes / trials, trials
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # at 0 and n successes the bound is exactly 0 or 1 (centre - half is, in exact arithmetic)
+    return (0.0 if successes == 0 else centre - half), (1.0 if successes == trials else centre + half)

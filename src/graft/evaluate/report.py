@@ -10,7 +10,7 @@ import numpy as np
 from graft import artifacts
 from graft.evaluate import figures, metrics
 from graft.files import atomic_path
-from graft.records import Scores
+from graft.records import Interval, Scores
 
 
 def score(*, models: dict, x: np.ndarray, y: np.ndarray, classes) -> tuple[dict, dict]:
@@ -19,9 +19,18 @@ def score(*, models: dict, x: np.ndarray, y: np.ndarray, classes) -> tuple[dict,
     return {name: metrics.report(y, p, classes) for name, p in probs.items()}, probs
 
 
-def scores(report: dict) -> Scores:
-    """A metrics.report as the record evaluate keeps (the confusion matrix goes to the plots)."""
-    return Scores(**{k: v for k, v in report.items() if k != "confusion_matrix"})
+def interval(*, accuracy: float, images: int, confidence: float) -> Interval:
+    """The Wilson interval of a test accuracy measured on ``images`` images."""
+    low, high = metrics.wilson_interval(successes=round(accuracy * images), trials=images, confidence=confidence)
+    return Interval(low=round(low, 6), high=round(high, 6), confidence=confidence, method="wilson")
+
+
+def scores(report: dict, *, confidence: float) -> Scores:
+    """A metrics.report as the record evaluate keeps (the confusion matrix goes to the plots),
+    with its accuracy's ``confidence`` interval."""
+    return Scores(**{k: v for k, v in report.items() if k != "confusion_matrix"},
+                  accuracy_interval=interval(accuracy=report["accuracy"], images=report["images"],
+                                             confidence=confidence))
 
 
 def write_rows(path, header: list[str], rows) -> None:

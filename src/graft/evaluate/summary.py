@@ -1,9 +1,11 @@
-"""The short summary ``make run`` ends with: data counts, both phases' test accuracy, the model."""
+"""The short summary ``make run`` ends with: data counts, both phases' test accuracy (with its
+interval), the transfer lift and whether it is significant, the gate, the model."""
 
 from __future__ import annotations
 
 from graft import artifacts
 from graft.data.load import split_counts
+from graft.evaluate.lift import in_words
 
 
 def summarize(params) -> str:
@@ -28,14 +30,16 @@ def summarize(params) -> str:
     final = "from scratch (shipped)" if lift and lift.not_transferred else "fine-tuned"
     if scores:
         for s, label in ((scores.head, "head phase (base frozen)"), (scores.finetuned, final)):
-            lines.append(f"{label + ':':26s} test accuracy {s.accuracy:.2%} ({s.errors} errors in {s.images})")
+            ci = s.accuracy_interval
+            span = f", {ci.confidence:.0%} interval {ci.low:.2%}-{ci.high:.2%}" if ci else ""
+            lines.append(f"{label + ':':26s} test accuracy {s.accuracy:.2%} ({s.errors} errors in {s.images}{span})")
     if lift and lift.not_transferred:
         lines.append(f"{'transfer lift:':26s} none: {lift.unavailable}")
     elif lift and lift.unavailable:
         lines.append(f"{'scratch baseline:':26s} {lift.unavailable}; no transfer lift")
     elif lift:
         lines.append(f"{'scratch baseline:':26s} test accuracy {lift.scratch_accuracy:.2%} (same network, random "
-                     f"weights); transfer {lift.accuracy_points:+.2f} points")
+                     f"weights); transfer {in_words(lift)}")
     if gate:
         lines.append("gate:      " + ("blessed" if gate.blessed else "NOT blessed: " + "; ".join(gate.reasons)))
     if export:

@@ -7,9 +7,16 @@ from collections.abc import Mapping
 
 import yaml
 
+from graft.evaluate.lift import in_words
+
 
 def _pct(value) -> str:
     return f"{value:.2%}" if isinstance(value, int | float) else "n/a"
+
+
+def _level(scores) -> str:
+    ci = scores.finetuned.accuracy_interval
+    return f"{ci.confidence:.0%} confidence" if ci else "not computed"
 
 
 def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores, lift, pretrain, finetune,
@@ -57,24 +64,27 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores, lift, pr
         f"- git revision `{provenance['git_revision']}`, params sha256 `{provenance['params_hash'][:16]}`, "
         f"graft {provenance['version']}.", "",
         "## Test results", "",
-        "| model | accuracy | loss | macro-F1 | ECE | errors | " + " | ".join(f"recall {c}" for c in classes) + " |",
-        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(classes),
+        "| model | accuracy | interval | loss | macro-F1 | ECE | errors | "
+        + " | ".join(f"recall {c}" for c in classes) + " |",
+        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(classes),
     ]
     shipped = "from scratch (shipped)" if lift.not_transferred else "fine-tuned (shipped)"
     head_label = "head phase (transfer, not shipped)" if lift.not_transferred else "head phase"
     for s, label in ((scores.head, head_label), (scores.finetuned, shipped)):
-        lines.append(f"| {label} | {_pct(s.accuracy)} | {s.loss:.4f} | {s.macro_f1:.4f} | {s.ece:.4f} | "
+        ci = s.accuracy_interval
+        span = f"{ci.low:.2%}-{ci.high:.2%}" if ci else "n/a"
+        lines.append(f"| {label} | {_pct(s.accuracy)} | {span} | {s.loss:.4f} | {s.macro_f1:.4f} | {s.ece:.4f} | "
                      f"{s.errors}/{s.images} | " + " | ".join(_pct(s.per_class[c].recall) for c in classes) + " |")
     if lift.not_transferred:
         lines += ["", f"**Transfer lift**: none: {lift.unavailable}."]
     elif lift.unavailable:
         lines += ["", f"**Transfer lift**: not measured: {lift.unavailable}."]
     else:
-        ratio = f" (scratch makes {lift.error_reduction:.1f}x the errors)" if lift.error_reduction else ""
+        ratio = f" ({lift.error_reduction:.1f}x transfer's errors)" if lift.error_reduction else ""
         n_train = sum(counts.get("train", {}).values())
         lines += ["", f"**Transfer lift**: the same architecture trained from random weights on the same {n_train} "
-                      f"images for the same epochs reaches {_pct(lift.scratch_accuracy)}; transfer gains "
-                      f"{lift.accuracy_points:+.2f} points{ratio}. One seed: `graft compare --seeds N` gives the spread."]
+                      f"images for the same epochs reaches {_pct(lift.scratch_accuracy)}{ratio}; transfer gains "
+                      f"{in_words(lift)}. One seed: `graft compare --seeds N` gives the spread."]
     if gate is not None:
         lines += ["", "**Gate**: " + ("blessed (every threshold under `gate:` in params.yaml met)." if gate.blessed
                                       else "NOT blessed, published by explicit override: " + "; ".join(gate.reasons) + ".")]
@@ -86,7 +96,8 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores, lift, pr
               "  Anything else (other classes, other domains) still gets one of the classes above, "
               "with no warning.",
               f"- Trained on {sum(counts.get('train', {}).values())} labelled images; the test figures above come from "
-              f"{sum(counts.get('test', {}).values())} images and carry their sampling error.",
+              f"{sum(counts.get('test', {}).values())} images and carry their sampling error (the intervals "
+              f"above: Wilson, {_level(scores)}).",
               "- Confidence is only as calibrated as the ECE above says (0 is perfect; see reliability.png).", "",
               "## Parameters", "",
               "<details><summary>params.yaml as used</summary>", "", "```yaml",

@@ -17,7 +17,8 @@ def run(params) -> None:
     p, e = params.paths, params.export
     test, train = load_split(params, "test"), load_split(params, "train")
     scores, test_data = artifacts.METRICS.read(p), provenance.tree_digest(artifacts.SPLIT.path(p) / "test")
-    decision = gate.check(params, scores=scores.finetuned, test_data=test_data)
+    gain = artifacts.LIFT.read(p)
+    decision = gate.check(params, scores=scores.finetuned, test_data=test_data, baseline=gain)
     print("export: gate: " + ("blessed" if decision.blessed else "NOT blessed: " + "; ".join(decision.reasons)))
     prov = {"version": graft.__version__, "git_revision": provenance.git_revision(),
             "data_hash": provenance.dvc_hash(artifacts.SPLIT.path(p)), "params_hash": provenance.params_hash(params)}
@@ -25,7 +26,7 @@ def run(params) -> None:
              "metrics": {name: {"accuracy": s.accuracy, "loss": s.loss}
                          for name, s in (("head", scores.head), ("finetuned", scores.finetuned))}}
     card = {"classes": params.data.target_classes, "counts": split_counts(artifacts.SPLIT_TABLE.path(p)),
-            "scores": scores, "lift": artifacts.LIFT.read(p), "pretrain": artifacts.PRETRAIN.read(p),
+            "scores": scores, "lift": gain, "pretrain": artifacts.PRETRAIN.read(p),
             "finetune": artifacts.FINETUNE.read(p), "provenance": prov, "gate": decision,
             "params": params.model_dump(mode="json", by_alias=True)}
     calibration = calibration_set(train.x, seed=params.seed, count=e.calibration_images) if e.quantize else None
