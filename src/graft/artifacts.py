@@ -138,5 +138,6 @@ MODEL_INT8 = Artifact("export", "export", "model.int8.onnx")
 LABELS = Artifact("export", "export", "labels.json", Labels)
 MODEL_CARD = Artifact("export", "export", "model_card.md")
 EXPORT_RECORD = Artifact("export", "export", "export.json", ExportRecord)
+MODEL_NAME = "graft-classifier"  # the published model's name: dvc.yaml's artifacts entry, the model card's model-index
 
 ALL = tuple(value for value in dict(globals()).values() if isinstance(value, Artifact))

@@ -158,6 +158,23 @@ def test_standard_onnx_fields_say_what_the_model_is_in_both_files(tiny_project, 
     assert timedelta(0) <= datetime.now(timezone.utc) - exported_at < timedelta(hours=6)
 
 
+def test_model_card_front_matter_is_hugging_face_metadata_with_the_metrics_of_the_record(tiny_project, folder):
+    card = (folder / "model_card.md").read_text()
+    assert card.startswith("---\n")
+    front, body = card.removeprefix("---\n").split("\n---\n", 1)
+    meta = yaml.safe_load(front)
+    shipped = params().card
+    assert meta["license"] == shipped.license and meta["datasets"] == list(shipped.datasets)
+    assert meta["tags"] == list(shipped.tags) and meta["pipeline_tag"] == "image-classification"
+    (entry,) = meta["model-index"]
+    (result,) = entry["results"]
+    assert entry["name"] == "graft-classifier" and result["dataset"]["split"] == "test"
+    metrics = json.loads((tiny_project / "metrics" / "metrics.json").read_text())["finetuned"]
+    values = {m["type"]: m["value"] for m in result["metrics"]}
+    assert values == {"accuracy": metrics["accuracy"], "f1": metrics["macro_f1"], "roc_auc": metrics["roc_auc"]}
+    assert body.lstrip().startswith("# Model card: graft image classifier")
+
+
 def test_evaluate_pairs_the_lift_with_the_scratch_model_and_the_summary_says_if_it_is_significant(
         tiny_project, monkeypatch):
     """McNemar's discordant counts come from the scratch model's own predictions on the same test

@@ -125,3 +125,8 @@ def test_every_output_of_dvc_yaml_is_an_artifact():
     for stage in stages():
         for out in outputs(stage):
             assert out in spelled and spelled[out].stage == stage, f"dvc.yaml: {stage} declares {out}, not in graft.artifacts"
+
+
+def test_the_published_model_s_name_is_dvc_yaml_s_artifact():
+    """The model card's model-index names the model as dvc.yaml's artifacts entry does (GTO, DVC Studio)."""
+    assert DVC_YAML["artifacts"][artifacts.MODEL_NAME]["path"] == artifacts.EXPORT.dvc

@@ -13,6 +13,7 @@ from graft.config.sections import (
     Advisor,
     Augment,
     Base,
+    Card,
     Data,
     Evaluate,
     Export,
@@ -61,6 +62,7 @@ class Params(Section):
     evaluate: Evaluate
     gate: Gate
     export: Export
+    card: Card
     timeouts: dict[str, Annotated[int, Field(ge=1)]] = _field(
         "seconds each stage may run in the Prefect flow before its processes are killed, by stage")
 

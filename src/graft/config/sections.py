@@ -268,3 +268,10 @@ class Export(Section):
     calibration_images: Count = _field("train images that calibrate the int8 activation ranges")
     allow_unblessed: bool = _field("true: publish a model the gate refused")
 
+
+class Card(Section):
+    license: str = _field("the model's license in the model card's front matter: a Hugging Face license id "
+                          "(apache-2.0, mit, cc-by-4.0, other, ...); yours to choose for your data", min_length=1)
+    datasets: tuple[str, ...] = _field("Hugging Face dataset ids of the training data, for the front matter; [] for "
+                                       "images of your own that are not on the Hub")
+    tags: tuple[str, ...] = _field("the front matter's tags: what a model hub lists the model under")

@@ -1,4 +1,6 @@
-"""The model card: a short Markdown page that travels with model.onnx."""
+"""The model card: a short Markdown page that travels with model.onnx, opening with Hugging
+Face-style YAML front matter (license, tags, datasets, and ``model-index`` with the shipped
+model's test metrics) that model hubs and their tools read."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Mapping
 
 import yaml
 
+from graft import artifacts
 from graft.evaluate.lift import in_words
 
 
@@ -19,11 +22,33 @@ def _level(scores) -> str:
     return f"{ci.confidence:.0%} confidence" if ci else "not computed"
 
 
+def front_matter(*, classes, shipped, card: Mapping) -> str:
+    """The YAML block between ``---`` lines: ``card`` is params.yaml's ``card`` section,
+    ``shipped`` the published model's test scores (graft.records.Scores)."""
+    datasets = list(card["datasets"])
+    metrics = [{"type": "accuracy", "value": shipped.accuracy, "name": "test accuracy"},
+               {"type": "f1", "value": shipped.macro_f1, "name": "test macro-F1", "args": {"average": "macro"}}]
+    if shipped.roc_auc is not None:
+        metrics.append({"type": "roc_auc", "value": shipped.roc_auc, "name": "test ROC-AUC"})
+    if shipped.top_5_accuracy is not None:
+        metrics.append({"type": "top_5_accuracy", "value": shipped.top_5_accuracy, "name": "test top-5 accuracy"})
+    meta = {"license": card["license"], "library_name": "onnx", "pipeline_tag": "image-classification",
+            "tags": list(card["tags"]), **({"datasets": datasets} if datasets else {}),
+            "model-index": [{"name": artifacts.MODEL_NAME, "results": [{
+                "task": {"type": "image-classification", "name": "Image Classification"},
+                "dataset": {"type": datasets[0] if datasets else "imagefolder",
+                            "name": f"{datasets[0] if datasets else 'own images'}: {' vs '.join(classes)}",
+                            "split": "test"},
+                "metrics": metrics}]}]}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
+
+
 def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores, lift, pretrain, finetune,
            provenance: Mapping[str, str], params: dict, input_spec: dict, int8: dict | None, gate=None) -> str:
     """``counts``: split -> class -> images; ``scores``, ``lift``, ``pretrain``, ``finetune`` and
     ``gate``: the records of those stages (graft.artifacts); ``params``: params.yaml as a mapping."""
     lines = [
+        front_matter(classes=classes, shipped=scores.finetuned, card=params["card"]),
         "# Model card: graft image classifier", "",
         f"**Task**: classify an image as one of {', '.join(f'`{c}`' for c in classes)}.", "",
         "## Input and output", "",
