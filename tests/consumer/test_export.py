@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -20,7 +21,7 @@ from graft.export.publish import export, try_int8
 from graft.export.quantize import quantize
 from graft.model.saved import load
 from graft.records import GateRecord
-from tests.helpers import optimized_ops, params
+from tests.helpers import changed, optimized_ops, params
 
 pytestmark = pytest.mark.slow
 
@@ -241,6 +242,29 @@ def test_unblessed_model_is_refused_unless_overridden(tmp_path, tiny_project):
     export(out_dir=tmp_path / "forced", settings=shipped.export.model_copy(update={"allow_unblessed": True}), **options)
     meta = onnx_meta.read(ort.InferenceSession(str(tmp_path / "forced" / "model.onnx")))
     assert meta["gate"]["blessed"] is False and meta["gate"]["published_anyway"] is True
+
+
+def test_the_export_stage_s_refusal_teaches_from_the_run_s_own_records(tiny_project, tmp_path, monkeypatch):
+    """A gate too strict for the task: export refuses, showing the interval evaluate measured, the
+    scratch baseline of lift.json and the threshold to consider; nothing is published."""
+    from graft import config
+    from graft.stages import export as export_stage
+
+    copy = tmp_path / "project"
+    shutil.copytree(tiny_project, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    published = (copy / "models" / "export" / "model.onnx").read_bytes()
+    metrics = json.loads((copy / "metrics" / "metrics.json").read_text())["finetuned"]
+    lift = json.loads((copy / "metrics" / "lift.json").read_text())
+    with pytest.raises(GateRefused) as err:
+        export_stage.run(changed(config.load(), {"gate": {"min_accuracy": 1.0, "min_class_recall": 0.0}}))
+    ci, message = metrics["accuracy_interval"], str(err.value)
+    assert f"95% interval {ci['low']:.4f}-{ci['high']:.4f}" in message
+    assert f"test accuracy {lift['scratch_accuracy']:.4f}; transfer {lift['accuracy_points']:+.2f} points" in message
+    assert "Consider gate.min_accuracy (now 1.0)" in message and "min_class_recall (now" not in message
+    gate = json.loads((copy / "metrics" / "gate.json").read_text())
+    assert not gate["blessed"] and gate["consider"][-1] == "how to choose them for your data: docs/evaluation.md"
+    assert (copy / "models" / "export" / "model.onnx").read_bytes() == published
 
 
 def test_float_model_moves_to_nchw_before_scaling_the_pixels(folder):
