@@ -61,5 +61,9 @@ def test_mcnemar_counts_only_the_discordant_images_and_says_the_verdict_in_words
     assert in_words(lift(transfer=0.96, scratch=0.91).model_copy(update={"mcnemar": strong})).startswith(
         "+5.00 points, significant (McNemar p = 0.002;")
     assert "not significant (McNemar p = 0.12" in describe(record)
+    assert in_words(record).endswith("only scratch)")  # not significant: no direction claimed
+    backwards = mcnemar(transfer_correct=np.arange(30) < 20, scratch_correct=np.ones(30, bool), alpha=0.05)
+    assert in_words(lift(transfer=0.91, scratch=0.96).model_copy(update={"mcnemar": backwards})).endswith(
+        "0 test images only transfer gets right, 10 only scratch): the scratch baseline is better")
     with pytest.raises(ValueError, match="paired"):
         mcnemar(transfer_correct=np.ones(3, bool), scratch_correct=np.ones(4, bool), alpha=0.05)

@@ -61,8 +61,9 @@ def in_words(record: LiftRecord) -> str:
     if test is None:
         return words + ", significance not tested"
     verdict = "significant" if test.significant else "not significant"
+    worse = ": the scratch baseline is better" if test.significant and test.scratch_only > test.transfer_only else ""
     return (f"{words}, {verdict} (McNemar p = {test.p_value:.2g}; {test.transfer_only} test images only transfer "
-            f"gets right, {test.scratch_only} only scratch)")
+            f"gets right, {test.scratch_only} only scratch){worse}")
 
 
 def describe(record: LiftRecord) -> str:
