@@ -10,7 +10,7 @@ import pytest
 from graft.config import load
 from graft.errors import ConfigError, ModelMismatch, NoUnlabelledImages, ProbeError
 from graft.strategy import advisor as advise
-from graft.strategy.probe import folds_of, probe_accuracy
+from graft.strategy.probe import probe_accuracy
 from graft.train.fit import repeated
 from tests.helpers import changed, params, raw_params
 
@@ -80,6 +80,9 @@ def test_probe_gain_counts_errors_plus_one():
     assert measured(per_class=10, probe=0.8, random=0.9).probe_gain < 0  # worse than random features
 
 
+PROBE = {"folds": 5, "c": 1.0, "max_iter": 1000}
+
+
 def test_linear_probe_separates_what_is_separable_and_not_noise():
     rng = np.random.default_rng(0)
     y = np.arange(120) % 3
@@ -87,18 +90,22 @@ def test_linear_probe_separates_what_is_separable_and_not_noise():
     signal = noise.copy()
     signal[:, 0] += 6 * (y == 1)
     signal[:, 1] += 6 * (y == 2)
-    assert probe_accuracy(signal, y, folds=5, seed=0) > 0.95
-    assert probe_accuracy(noise, y, folds=5, seed=0) < 0.6  # chance is 1/3
+    assert probe_accuracy(signal, y, seed=0, **PROBE) > 0.95
+    assert probe_accuracy(noise, y, seed=0, **PROBE) < 0.6  # chance is 1/3
     with pytest.raises(ProbeError, match="at least 2 training images per class"):
-        probe_accuracy(signal[:4], np.array([0, 0, 0, 1]))
+        probe_accuracy(signal[:4], np.array([0, 0, 0, 1]), seed=0, **PROBE)
 
 
-def test_folds_are_stratified_and_seeded():
+def test_the_probe_scores_every_image_once_seeded_and_says_when_it_did_not_converge():
+    rng = np.random.default_rng(1)
     y = np.array([0] * 10 + [1] * 5)
-    folds = folds_of(y, folds=5, seed=1)
-    assert all(np.bincount(folds[y == k], minlength=5).tolist() == [n // 5] * 5 for k, n in ((0, 10), (1, 5)))
-    assert np.array_equal(folds, folds_of(y, folds=5, seed=1))
-    assert not np.array_equal(folds, folds_of(y, folds=5, seed=2))
+    x = rng.normal(size=(15, 8)) + y[:, None]
+    scores = {seed: probe_accuracy(x, y, seed=seed, **PROBE) for seed in range(6)}
+    assert all(round(a * 15, 9).is_integer() for a in scores.values())  # whole images right: each held out once
+    assert probe_accuracy(x, y, seed=1, **PROBE) == scores[1]
+    assert len(set(scores.values())) > 1  # the seed shuffles the folds
+    with pytest.raises(ProbeError, match=r"advisor.probe_max_iter=1 iterations.*raise advisor.probe_max_iter"):
+        probe_accuracy(x, y, seed=0, **{**PROBE, "max_iter": 1})
 
 
 def test_an_explicit_strategy_is_followed_and_the_advice_still_recorded():
@@ -133,6 +140,8 @@ def write_params(tmp_path, changes: dict):
     ({"advisor": {"small_per_class": 0}}, "advisor.small_per_class", "greater than or equal to 1"),
     ({"advisor": {"top_half": 0}}, "advisor.top_half", "fraction"),
     ({"advisor": {"probe_folds": 1}}, "advisor.probe_folds", "greater than or equal to 2"),
+    ({"advisor": {"probe_c": 0}}, "advisor.probe_c", "greater than 0"),
+    ({"advisor": {"probe_max_iter": 0}}, "advisor.probe_max_iter", "greater than or equal to 1"),
     ({"advisor": {"scratch_below_gain": 0.1}}, "advisor.scratch_below_gain", "at most advisor.similar_gain"),
     ({"advisor": {"scratch_below_gain": "never"}}, "advisor.scratch_below_gain", "float"),
     ({"strategy": "scratch", "scratch": {"enabled": False}}, "scratch.enabled", "scratch.enabled: true"),

@@ -222,7 +222,10 @@ class Advisor(Section):
                                 ge=0)
     top_half: float = _field("small and different: fine-tune this fraction of the base's weight layers", gt=0, le=1)
     probe_folds: int = _field("cross-validation folds of the linear probe", ge=2)
-    probe_l2: float = _field("L2 penalty of the probe's softmax regression, on standardised features", ge=0)
+    probe_c: float = _field("inverse L2 strength of the probe's logistic regression (scikit-learn's C), on "
+                            "standardised features", gt=0)
+    probe_max_iter: int = _field("at most this many solver iterations per probe fit (lbfgs); not converged: an error",
+                                 ge=1)
 
     @model_validator(mode="after")
     def _order(self):

@@ -19,9 +19,9 @@ def random_features(params, x: np.ndarray, *, seed: int) -> np.ndarray:
 def measure(*, params, features: np.ndarray, random: np.ndarray, y: np.ndarray) -> Measurements:
     """Measurements of a target task from the source base's and a random base's features of its train split."""
     a = params.advisor
+    probe = {"folds": a.probe_folds, "c": a.probe_c, "max_iter": a.probe_max_iter, "seed": params.seed}
     counts = np.bincount(y, minlength=len(params.data.target_classes))
     return Measurements(per_class={c: int(n) for c, n in zip(params.data.target_classes, counts)},
-                        probe_accuracy=probe_accuracy(features, y, folds=a.probe_folds, l2=a.probe_l2, seed=params.seed),
-                        random_probe_accuracy=probe_accuracy(random, y, folds=a.probe_folds, l2=a.probe_l2,
-                                                             seed=params.seed),
+                        probe_accuracy=probe_accuracy(features, y, **probe),
+                        random_probe_accuracy=probe_accuracy(random, y, **probe),
                         images=len(y))
