@@ -108,6 +108,23 @@ def test_the_probe_scores_every_image_once_seeded_and_says_when_it_did_not_conve
         probe_accuracy(x, y, seed=0, **{**PROBE, "max_iter": 1})
 
 
+def test_the_stage_prints_the_scenario_the_probe_and_the_plan():
+    from graft.stages.advise import summary
+
+    m = measured(per_class=10, probe=1 - 28 / 200, random=1 - 21 / 200)
+    for strategy, followed in (("auto", "(the advisor's choice)"),
+                               ("finetune_all", "(strategy: finetune_all in params.yaml; the advisor would choose "
+                                                "do not transfer")):
+        p = params({"strategy": strategy})
+        lines = summary(p, m, advise.advise(p, m))
+        assert lines[0] == ("scenario: small and worse than random (10 labelled images in the smallest class, below "
+                            "advisor.small_per_class=50)")
+        assert lines[1].startswith("linear probe (5-fold, 200 train images): 0.8600 on the source's features (28 "
+                                   "errors), 0.8950 on a random base's (21); gain -0.32, below "
+                                   "advisor.scratch_below_gain=-0.25, with 7 more probe errors")
+        assert lines[2].startswith("plan: ") and followed in lines[2] and len(lines) == 3
+
+
 def test_an_explicit_strategy_is_followed_and_the_advice_still_recorded():
     m = measured(per_class=20, probe=0.99, random=0.80)
     record = advise.advise(params({"strategy": "finetune_all"}), m)

@@ -7,7 +7,7 @@ from graft.data.load import load_split
 from graft.model.build import graft_head
 from graft.model.saved import load
 from graft.model.surgery import feature_extractor
-from graft.strategy.advisor import advise
+from graft.strategy.advisor import advise, threshold, why_size
 from graft.strategy.measure import measure, random_features
 from graft.train import features
 
@@ -24,8 +24,19 @@ def run(params) -> None:
     m = measure(params=params, features=ours, random=random_features(params, train.x, seed=params.seed), y=train.y)
     record = advise(params, m)
     path = artifacts.ADVICE.write(params.paths, record)
-    print(f"advise: {m.images} labelled train images ({m.min_per_class} in the smallest class); linear probe "
-          f"{m.probe_accuracy:.4f} on the source's features, {m.random_probe_accuracy:.4f} on a random base's "
-          f"(gain {m.probe_gain:+.2f})")
-    print(f"advise: {record.reason}")
-    print(f"advise: plan: {record.plan.label} (recorded in {path})")
+    for line in summary(params, m, record):
+        print(f"advise: {line}")
+    print(f"advise: recorded in {path}")
+
+
+def summary(params, m, record) -> list[str]:
+    """A few lines for stdout: the scenario, the probe's measurements, the plan and why (the record
+    holds it all, with the thresholds)."""
+    a = params.advisor
+    followed = ("the advisor's choice" if params.strategy == "auto" else
+                f"strategy: {params.strategy} in params.yaml; the advisor would choose {record.advised.label}")
+    return [f"scenario: {record.scenario['size']} and {record.scenario['domain']} ({why_size(m, a)})",
+            f"linear probe ({a.probe_folds}-fold, {m.images} train images): {m.probe_accuracy:.4f} on the source's "
+            f"features ({m.errors} errors), {m.random_probe_accuracy:.4f} on a random base's ({m.random_errors}); "
+            f"gain {m.probe_gain:+.2f}, {threshold(m, a)}",
+            f"plan: {record.plan.label} ({followed})"]

@@ -89,29 +89,40 @@ def scenario(m: Measurements, advisor) -> tuple[str, str]:
     return size, domain
 
 
+def why_size(m: Measurements, advisor) -> str:
+    small = m.min_per_class < advisor.small_per_class
+    return (f"{m.min_per_class} labelled images in the smallest class, "
+            f"{'below' if small else 'at least'} advisor.small_per_class={advisor.small_per_class}")
+
+
+def threshold(m: Measurements, advisor) -> str:
+    """The thresholds the probe gain met or missed, which placed the domain."""
+    domain = scenario(m, advisor)[1]
+    gap, below_scratch = m.errors - m.random_errors, f"below advisor.scratch_below_gain={advisor.scratch_below_gain}"
+    if domain == "similar":
+        return f"at least advisor.similar_gain={advisor.similar_gain:g}"
+    if domain == WORSE:
+        return (f"{below_scratch}, with {gap} more probe errors than the random base "
+                f"(advisor.min_error_gap={advisor.min_error_gap})")
+    if below_scratch_gain(m, advisor):
+        return (f"{below_scratch} but with only {gap} more probe error(s) than the random base, fewer than "
+                f"advisor.min_error_gap={advisor.min_error_gap}: too few images to drop the source; below "
+                f"advisor.similar_gain={advisor.similar_gain:g}")
+    return f"below advisor.similar_gain={advisor.similar_gain:g}" + (
+        f" and at least advisor.scratch_below_gain={advisor.scratch_below_gain:g}"
+        if advisor.scratch_below_gain is not None else "")
+
+
+def why_domain(m: Measurements, advisor) -> str:
+    return (f"the source's features remove {m.probe_gain:.0%} of a random base's linear-probe errors "
+            f"(probe accuracy {m.probe_accuracy:.4f} against {m.random_probe_accuracy:.4f}), {threshold(m, advisor)}")
+
+
 def decide(m: Measurements, advisor, *, top_part: int | float | str) -> tuple[Plan, str]:
     """The advisor's plan for measurements ``m`` and why."""
     size, domain = scenario(m, advisor)
     plan = plan_for(SCENARIOS[size, domain], top_part=top_part, top_half=advisor.top_half)
-    why_size = (f"{m.min_per_class} labelled images in the smallest class, "
-                f"{'below' if size == 'small' else 'at least'} advisor.small_per_class={advisor.small_per_class}")
-    gap, below_scratch = m.errors - m.random_errors, f"below advisor.scratch_below_gain={advisor.scratch_below_gain}"
-    if domain == "similar":
-        threshold = f"at least advisor.similar_gain={advisor.similar_gain:g}"
-    elif domain == WORSE:
-        threshold = (f"{below_scratch}, with {gap} more probe errors than the random base "
-                     f"(advisor.min_error_gap={advisor.min_error_gap})")
-    elif below_scratch_gain(m, advisor):
-        threshold = (f"{below_scratch} but with only {gap} more probe error(s) than the random base, fewer than "
-                     f"advisor.min_error_gap={advisor.min_error_gap}: too few images to drop the source; below "
-                     f"advisor.similar_gain={advisor.similar_gain:g}")
-    else:
-        threshold = f"below advisor.similar_gain={advisor.similar_gain:g}" + (
-            f" and at least advisor.scratch_below_gain={advisor.scratch_below_gain:g}"
-            if advisor.scratch_below_gain is not None else "")
-    why_domain = (f"the source's features remove {m.probe_gain:.0%} of a random base's linear-probe errors "
-                  f"(probe accuracy {m.probe_accuracy:.4f} against {m.random_probe_accuracy:.4f}), {threshold}")
-    return plan, f"{size} and {domain}: {why_size}; {why_domain}; so {plan.label}"
+    return plan, f"{size} and {domain}: {why_size(m, advisor)}; {why_domain(m, advisor)}; so {plan.label}"
 
 
 def advise(params, m: Measurements) -> AdviceRecord:
