@@ -59,7 +59,11 @@ def test_clean_folder_passes_and_writes_manifest_quarantine_summary_and_gx_objec
     assert table["sha256"].str.len().eq(64).all() and table["phash"].str.len().eq(64).all()
     assert (table[["width", "height", "channels", "orientation"]] == [24, 24, 1, 1]).all().all()
     assert list(pd.read_csv(out / "quarantine.csv").columns) == ["path", "class", "given_split", "reason"]
-    assert (out / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").is_file()
+    site = out / "gx" / "uncommitted" / "data_docs" / "local_site"
+    assert (site / "index.html").is_file()  # one Data Docs site: each suite and each of its results
+    assert {p.stem for p in (site / "expectations").glob("*.html")} == {"files", "images", "classes"}
+    assert {p.relative_to(site / "validations").parts[0] for p in (site / "validations").rglob("*.html")} == {
+        "files", "images", "classes"}
     suites = {p.stem: json.loads(p.read_text()) for p in (out / "gx" / "expectations").glob("*.json")}
     assert set(suites) == {"files", "images", "classes"}  # persisted GX suites, with GX severities
     severities = {e["type"] + ":" + e["kwargs"]["column"]: e["severity"] for s in suites.values() for e in s["expectations"]}
