@@ -89,7 +89,8 @@ def measure_one(folder: Path, out: Path) -> dict:
         t1 = time.perf_counter()
         s = params.split
         table = split.split(manifest_csv=out / "validation" / "manifest.csv", data_dir=folder, out_dir=out / "split",
-                            classes=FASHION_MNIST_CLASSES, seed=params.seed, **s.model_dump())
+                            classes=FASHION_MNIST_CLASSES, seed=params.seed, **s.model_dump(),
+                            hard_links=False)  # a user's folder: copies, as the split stage makes them
         t2 = time.perf_counter()
     cpu1 = os.times()
     counts = table[table["split"].isin(["train", "valid", "test"])].groupby("split").size().to_dict()
