@@ -21,7 +21,6 @@ from graft.errors import MissingInput
 from graft.files import write_json
 from graft.records import (
     AdviceRecord,
-    BlessedRecord,
     ExportRecord,
     FeaturesRecord,
     FinetuneRecord,
@@ -131,13 +130,13 @@ RELIABILITY = Artifact("evaluate", "plots", "reliability.png")
 PICTURES = (CONFUSION_PNG, LEARNING_CURVES, SAMPLES, RELIABILITY)
 
 GATE = Artifact("export", "metrics", "gate.json", GateRecord)
-BLESSED = Artifact("export", "blessed", record=BlessedRecord)  # the registry: the last blessed, published model
 EXPORT = Artifact("export", "export")
 MODEL_ONNX = Artifact("export", "export", "model.onnx")
 MODEL_INT8 = Artifact("export", "export", "model.int8.onnx")
 LABELS = Artifact("export", "export", "labels.json", Labels)
 MODEL_CARD = Artifact("export", "export", "model_card.md")
 EXPORT_RECORD = Artifact("export", "export", "export.json", ExportRecord)
-MODEL_NAME = "graft-classifier"  # the published model's name: dvc.yaml's artifacts entry, the model card's model-index
+MODEL_NAME = "graft-classifier"  # the published model's name: dvc.yaml's artifacts entry, the model card's
+# model-index, and the GTO artifact graft register tags (graft.registry)
 
 ALL = tuple(value for value in dict(globals()).values() if isinstance(value, Artifact))

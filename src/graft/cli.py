@@ -1,7 +1,8 @@
 """``graft <command>``: a thin command line over graft's keyword-only cores.
 
 ``graft <stage>`` runs one DVC stage as ``dvc repro`` does (the stages are the modules of
-graft.stages); ``graft summary``, ``graft compare`` and ``graft predict`` are the other commands.
+graft.stages); ``graft summary``, ``graft register``, ``graft compare`` and ``graft predict`` are
+the other commands.
 A user error (:class:`graft.errors.GraftError`) is printed as one message with exit code 1 and
 no traceback; anything else is a bug and keeps its traceback.
 """
@@ -30,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
     for stage in config.stage_names():
         commands.add_parser(stage, help=f"run the {stage} stage (as `dvc repro` does)")
     commands.add_parser("summary", help="print the summary of the last run")
+    commands.add_parser("register", help="register HEAD's committed, blessed run as a version of the model in GTO's "
+                                         "registry and assign it prod (git tags only; commits nothing)")
     commands.add_parser("schema", help="print the JSON Schema of params.yaml (docs/params.schema.json, for editors)")
     predict = commands.add_parser("predict", help="score images with model.onnx (no TensorFlow needed)")
     predict.add_argument("images", nargs="+", help="image files or folders")
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             from graft.evaluate.summary import summarize
 
             print(summarize(params))
+        elif args.command == "register":
+            from graft.registry import register
+
+            print("register: " + register(Path("."), paths=params.paths))
         elif args.command == "compare":
             _compare(args, params)
         else:

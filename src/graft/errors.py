@@ -81,7 +81,8 @@ class GateRefused(GraftError):
 
 
 class RegistryError(GraftError):
-    """The registry's record of the last blessed model cannot be read; the gate refuses to guess."""
+    """The model registry (GTO tags) cannot register this run, or its prod model's records cannot be
+    read (the gate refuses to guess)."""
 
 
 class ParityError(GraftError):

@@ -176,17 +176,18 @@ class GateRecord(Record):
     reasons: list[str]
     checks: dict[str, dict[str, Any]]
     consider: list[str] = []  # on a refusal: what was measured, and the thresholds to look at
+    test_data: str | None = None  # digest of the test images it was decided on (graft.provenance.tree_digest)
 
 
 class BlessedRecord(Record):
-    """The last blessed model, published ({} before any was)."""
+    """The model the gate compares with: the registry's version in prod (graft.registry.prod), read
+    from its own commit."""
 
     accuracy: float | None = None
     per_class: dict[str, ClassScores] | None = None
     test_data: str | None = None  # digest of the test images it was scored on (graft.provenance.tree_digest)
-    git_revision: str | None = None
-    data_hash: str | None = None  # DVC's md5 of the split
-    params_hash: str | None = None
+    git_revision: str | None = None  # the commit its version tags
+    version: str | None = None  # its GTO version (v0.0.1)
 
 
 class ExportRecord(Record):

@@ -52,7 +52,6 @@ class Paths(Section):
     export: Path = _field("the published model: model.onnx, model.int8.onnx, labels.json, model_card.md, export.json")
     metrics: Path = _field("the stages' JSON records and DVC metrics")
     plots: Path = _field("DVC plots and the run's pictures")
-    blessed: Path = _field("the last blessed model's record (DVC-tracked, kept across runs)")
     features: Path = _field("the frozen base's features of train and valid, computed once (DVC-cached)")
     backup: Path = _field("state of a killed training phase, resumed by the next run (not a DVC output)")
 
@@ -260,7 +259,7 @@ class Evaluate(Section):
 class Gate(Section):
     min_accuracy: float = _field("test accuracy the model needs, a fraction (0.99, not 99)", ge=0, le=1)
     min_class_recall: float = _field("recall every class needs, a fraction", ge=0, le=1)
-    max_regression: float = _field("accuracy (a fraction) it may lose against the last blessed model", ge=0, le=1)
+    max_regression: float = _field("accuracy (a fraction) it may lose against the model in GTO's prod stage", ge=0, le=1)
 
 
 class Export(Section):

@@ -1,10 +1,11 @@
 """The release gate: may the final model be published?
 
 Thresholds come from ``params.yaml`` (``gate``). The gate is decided by ``export``, where the
-model is published: the last blessed model's record (``paths.blessed``, the registry, kept
-across runs) is read there, and changed only once the new model is published, so a failed
-export never leaves the registry naming a model that was not published. A new model may lose at
-most ``gate.max_regression`` against that record, compared only on the same test images.
+model is published, against the model registry's ``prod`` version (graft.registry: GTO tags,
+read from the commit that holds that model; ``graft register`` puts a committed blessed run
+there). A new model may lose at most ``gate.max_regression`` against it, compared only on the
+same test images; with no model in prod (or no git) the comparison is skipped and gate.json
+says why.
 
 The gate stays strict (a threshold is met or not), but a refusal teaches: it shows how sure the
 measured figures are (their intervals), what the same network reaches from scratch, and which
@@ -13,10 +14,10 @@ thresholds to look at (docs/evaluation.md says how to choose them for your own d
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
-from graft import artifacts
-from graft.errors import GateRefused, RegistryError
+from graft import artifacts, registry
+from graft.errors import GateRefused
 from graft.evaluate.lift import in_words
 from graft.evaluate.metrics import wilson_interval
 from graft.records import BlessedRecord, GateRecord, LiftRecord
@@ -25,9 +26,10 @@ GUIDE = "docs/evaluation.md"  # how to choose the thresholds for your own data
 
 
 def decide(*, scores, test_data: str, min_accuracy: float, min_class_recall: float, max_regression: float,
-           previous: BlessedRecord | None, baseline: LiftRecord | None) -> GateRecord:
+           previous: BlessedRecord | None, no_previous: str | None, baseline: LiftRecord | None) -> GateRecord:
     """``scores``: the candidate's test scores (graft.records.Scores) on the test images of digest
-    ``test_data``; ``previous``: the last blessed record or None; ``baseline``: the run's transfer
+    ``test_data``; ``previous``: the prod model's record, or None and ``no_previous`` says why (the
+    comparison is skipped, and gate.json says so); ``baseline``: the run's transfer
     lift (evaluate's record) or None. Every refusal names the param it failed, and the record's
     ``consider`` says what was measured and which thresholds to look at. Pure."""
     reasons, checks = [], {}
@@ -40,24 +42,30 @@ def decide(*, scores, test_data: str, min_accuracy: float, min_class_recall: flo
         checks[f"recall/{name}"] = {"value": c.recall, "min": min_class_recall, "ok": ok}
         if not ok:
             reasons.append(f"recall of {name} {c.recall:.4f} is below gate.min_class_recall {min_class_recall}")
-    if previous is not None and previous.test_data != test_data:
+    if previous is None:
+        checks["regression"] = {"compared": False, "ok": True, "why": no_previous}
+    elif previous.test_data != test_data:
         checks["regression"] = {"compared": False, "ok": True,
-                                "why": f"the last blessed model ({previous.git_revision}) was scored on other test "
-                                       f"images (digest {str(previous.test_data)[:12]}, these {test_data[:12]}): "
-                                       "accuracies on other images are not comparable"}
-    elif previous is not None:
+                                "why": f"the prod model ({_named(previous)}) was scored on other test images (digest "
+                                       f"{str(previous.test_data)[:12]}, these {test_data[:12]}): accuracies on "
+                                       "other images are not comparable"}
+    else:
         ok = accuracy >= previous.accuracy - max_regression
         checks["regression"] = {"compared": True, "value": accuracy, "previous": previous.accuracy,
                                 "max_regression": max_regression, "ok": ok}
         if not ok:
             reasons.append(f"test accuracy {accuracy:.4f} is more than gate.max_regression {max_regression} below "
-                           f"the last blessed model's {previous.accuracy:.4f} on the same test images "
-                           f"(from {previous.git_revision})")
+                           f"the prod model's {previous.accuracy:.4f} on the same test images "
+                           f"({_named(previous)})")
     failed = [name.split("/")[0] for name, check in checks.items() if not check["ok"]]
     consider = [] if not reasons else hints(scores=scores, checks=checks, failed=failed, baseline=baseline,
                                             min_accuracy=min_accuracy, min_class_recall=min_class_recall,
                                             max_regression=max_regression)
-    return GateRecord(blessed=not reasons, reasons=reasons, checks=checks, consider=consider)
+    return GateRecord(blessed=not reasons, reasons=reasons, checks=checks, consider=consider, test_data=test_data)
+
+
+def _named(record: BlessedRecord) -> str:
+    return f"{registry.MODEL} {record.version}, commit {str(record.git_revision)[:12]}"
 
 
 def _span(low: float, high: float, confidence: float) -> str:
@@ -97,28 +105,17 @@ def hints(*, scores, checks: dict, failed: list[str], baseline: LiftRecord | Non
                    f"{worst.recall:.4f} on its {worst.support} test images{span}; classes that look alike "
                    "(the confusion matrix, plots/confusion.png) need a lower one")
     if "regression" in failed:
-        out.append(f"consider gate.max_regression (now {max_regression}): the last blessed model scored "
+        out.append(f"consider gate.max_regression (now {max_regression}): the prod model scored "
                    f"{checks['regression']['previous']:.4f} on the same test images; keep it unless that model "
-                   "is one you no longer trust")
+                   f"is one you no longer trust (then assign {registry.STAGE} to another version with gto)")
     out.append(f"how to choose them for your data: {GUIDE}")
     return out
 
 
-def read_record(paths) -> BlessedRecord | None:
-    """The last blessed model's record; None before any model was blessed (no file, or ``{}``).
-    A record that cannot be read is refused: a gate that skipped the comparison would fail open."""
-    path = artifacts.BLESSED.path(paths)
-    if not path.is_file():
-        return None
-    fix = (f"restore it (`dvc checkout {path}`, or `git checkout` of its .dvc/dvc.lock entry), or delete it to "
-           "publish with no earlier model to compare against")
-    try:
-        record = BlessedRecord.model_validate(json.loads(path.read_text()))
-    except ValueError as err:  # JSON or schema: the first line of the error says which
-        raise RegistryError(f"{path}: the registry record is unreadable ({str(err).splitlines()[0]}); {fix}") from None
-    if record.accuracy is None and record != BlessedRecord():
-        raise RegistryError(f"{path}: the registry record has no accuracy; {fix}")
-    return None if record.accuracy is None else record
+def read_record(paths, *, root: Path) -> tuple[BlessedRecord | None, str | None]:
+    """The prod model's record (from the registry of the git repository at ``root``), or None and why
+    there is none. A prod version whose records cannot be read is refused (RegistryError)."""
+    return registry.prod(root, paths=paths)
 
 
 def require(gate: GateRecord, *, allow_unblessed: bool) -> None:
@@ -132,18 +129,11 @@ def require(gate: GateRecord, *, allow_unblessed: bool) -> None:
 
 
 def check(params, *, scores, test_data: str, baseline: LiftRecord | None) -> GateRecord:
-    """The gate of the ``gate`` params against the registry's record, written to gate.json."""
+    """The gate of the ``gate`` params against the prod model, written to gate.json."""
     g = params.gate
+    previous, no_previous = read_record(params.paths, root=Path("."))
     decision = decide(scores=scores, test_data=test_data, min_accuracy=g.min_accuracy,
                       min_class_recall=g.min_class_recall, max_regression=g.max_regression,
-                      previous=read_record(params.paths), baseline=baseline)
+                      previous=previous, no_previous=no_previous, baseline=baseline)
     artifacts.GATE.write(params.paths, decision)
     return decision
-
-
-def record_blessed(paths, *, scores, test_data: str, provenance: dict) -> None:
-    """The registry's new reference, once the blessed model is published."""
-    artifacts.BLESSED.write(paths, BlessedRecord(accuracy=scores.accuracy, per_class=scores.per_class,
-                                                 test_data=test_data, git_revision=provenance["git_revision"],
-                                                 data_hash=provenance["data_hash"],
-                                                 params_hash=provenance["params_hash"]))

@@ -1,6 +1,7 @@
 """Stage ``export``: the release gate, then model.onnx (and int8), labels and the model card,
-published only if the gate and onnxruntime's parity with Keras on the whole test split pass; the
-registry's reference changes only once the model is published."""
+published only if the gate and onnxruntime's parity with Keras on the whole test split pass. The
+gate compares with the registry's prod model; a blessed run goes there once it is committed
+(``graft register``: GTO tags a commit, which a run inside ``dvc repro`` does not have yet)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,6 @@ def run(params) -> None:
     record = export(model=load(artifacts.FINETUNED_MODEL.path(p)), out_dir=artifacts.EXPORT.path(p), test_x=test.x,
                     test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
                     rules=Rules.of(params.validate), settings=e, extra=extra, card_inputs=card, gate=decision)
-    if decision.blessed:  # published: it is the reference now
-        gate.record_blessed(p, scores=scores.finetuned, test_data=test_data, provenance=prov)
     q = record.int8 or {}
     print(f"export: {artifacts.MODEL_ONNX.path(p)}: onnxruntime matches Keras on {record.parity['images']} test "
           f"images at batch 1 and 32 (max |diff| {record.parity['max_abs_diff']:.2g})"
