@@ -130,7 +130,8 @@ def register(start: Path, *, paths) -> str:
     if export is None:
         raise RegistryError(f"HEAD's {lock_path} has no export stage: run `dvc repro`, commit the run {commit}, "
                             "then `graft register`")
-    locked = {_in_repo(root, Path(out["path"])): out.get("md5") for out in export.get("outs", [])}
+    locked = {_in_repo(root, Path(out["path"])): out.get("md5")  # metrics.json is evaluate's, gate.json export's
+              for stage in lock["stages"].values() for out in stage.get("outs", [])}
     texts = {}
     for artifact in (artifacts.METRICS, artifacts.GATE):
         rel = _in_repo(root, artifact.path(paths))

@@ -2,7 +2,8 @@
 (against a real local server), then broken. `dvc repro` killed inside every stage in turn, a full
 disk during export, a named pipe in the data, a stage past its time limit, a flow killed while its
 stage runs: each time the next run finishes, nothing half-written is left, the last good model
-stays published and the user's images are as they were. (One whole run serves every test here: it is the slowest thing in the suite.)"""
+stays published and the user's images are as they were. (One whole run serves every test here: it
+is the slowest thing in the suite.)"""
 
 from __future__ import annotations
 

@@ -26,14 +26,15 @@ def scores(accuracy: float) -> dict:
 
 
 def write_run(root, *, accuracy: float, blessed: bool = True) -> None:
-    """What `dvc repro` leaves: metrics.json, gate.json and dvc.lock's export stage naming their md5."""
+    """What `dvc repro` leaves: metrics.json, gate.json and dvc.lock's evaluate and export stages naming their md5."""
     paths = params().paths
     metrics = artifacts.METRICS.write(paths, MetricsRecord(head=scores(accuracy), finetuned=scores(accuracy)))
     gate = artifacts.GATE.write(paths, GateRecord(blessed=blessed, reasons=[] if blessed else ["too weak"], checks={},
                                                   test_data=TEST_DATA))
-    outs = [{"path": str(p), "hash": "md5", "md5": hashlib.md5(p.read_bytes()).hexdigest()} for p in (metrics, gate)]
-    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"export": {"cmd": "graft export",
-                                                                                         "outs": outs}}}))
+    stages = {stage: {"cmd": f"graft {stage}", "outs": [{"path": str(p), "hash": "md5",
+                                                          "md5": hashlib.md5(p.read_bytes()).hexdigest()}]}
+              for stage, p in (("evaluate", metrics), ("export", gate))}
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
 
 
 def commit(root, message: str) -> None:
