@@ -34,6 +34,7 @@ from graft.model.kinds import layer_names
 
 Strategy = Literal["auto", "feature_extraction", "finetune_top", "finetune_all", "as_classifier", "scratch"]
 Distribute = Literal["none", "mirrored", "multi_worker"]
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]  # Keras dtype policies (graft.model.precision)
 
 
 def stage_names() -> list[str]:
@@ -46,6 +47,9 @@ class Params(Section):
     seed: int = _field("the one seed of every split, initialisation, shuffle and augmentation")
     distribute: Distribute = _field("tf.distribute for the training phases: none | mirrored (local devices) | "
                                     "multi_worker (TF_CONFIG)")
+    precision: Precision = _field("the Keras dtype policy of every training stage: float32 | mixed_bfloat16 | "
+                                  "mixed_float16 (16-bit compute, float32 weights, softmax and loss); the exported "
+                                  "ONNX model is float32 either way")
     strategy: Strategy = _field("how much of the source model to reuse (docs/strategies.md); auto: the advisor decides")
     paths: Paths
     data: Data

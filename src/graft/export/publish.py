@@ -22,6 +22,7 @@ from graft.export import card, contract
 from graft.export.onnx import model_version, to_onnx
 from graft.export.parity import check_parity, onnx_predict
 from graft.files import atomic_path, write_json
+from graft.model import precision
 from graft.records import ExportRecord, Labels
 
 
@@ -61,6 +62,7 @@ def export(*, model, out_dir: Path, test_x: np.ndarray, test_y: np.ndarray, cali
     metadata = contract.describe(classes=classes, height=image.height, width=image.width, channels=image.channels,
                                  formats=rules.formats, max_pixels=rules.max_pixels,
                                  extra={"version": graft.__version__, **extra})
+    model = precision.cast(model, precision.FLOAT32)  # the inference model is float32, whatever trained it
     expected = model.predict(test_x, batch_size=256, verbose=0)
     name = {a: a.name for a in (artifacts.MODEL_ONNX, artifacts.MODEL_INT8, artifacts.LABELS, artifacts.MODEL_CARD,
                                 artifacts.EXPORT_RECORD)}

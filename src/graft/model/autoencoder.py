@@ -18,10 +18,10 @@ def decoder(*, encoded_shape: tuple[int, int, int], filters: tuple[int, ...], he
     for i, width_ in enumerate(reversed(filters[:-1]), start=1):
         x = layers.Conv2DTranspose(width_, 3, strides=2, padding="same", activation="relu", name=f"decoder_up{i}",
                                    kernel_initializer=keras.initializers.HeNormal(seed=seed + 50 + i))(x)
-    x = layers.Conv2D(channels, 3, padding="same", activation="sigmoid", name="decoder_pixels",
+    x = layers.Conv2D(channels, 3, padding="same", activation="sigmoid", name="decoder_pixels", dtype="float32",
                       kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 50))(x)
     if tuple(x.shape[1:3]) != (height, width):  # sizes that pooling floored
-        x = layers.Resizing(height, width, name="decoder_resize")(x)
+        x = layers.Resizing(height, width, name="decoder_resize", dtype="float32")(x)
     return keras.Model(inputs, x, name="decoder")
 
 

@@ -43,7 +43,7 @@ def build_source_model(params) -> keras.Model:
     if KINDS[params.base.kind].application is not None:
         return keras.Model(inputs, features, name="source")
     x = layers.GlobalAveragePooling2D(name="source_pool")(features)
-    outputs = layers.Dense(len(params.data.source_classes), activation="softmax", name="source_head",
+    outputs = layers.Dense(len(params.data.source_classes), activation="softmax", name="source_head", dtype="float32",
                            kernel_initializer=keras.initializers.GlorotUniform(seed=params.seed))(x)
     return keras.Model(inputs, outputs, name="source")
 

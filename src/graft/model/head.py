@@ -31,7 +31,7 @@ def build_head(*, features: int, num_classes: int, head, seed: int) -> keras.Mod
             x = layers.BatchNormalization(name=f"head_bn{i}")(x)
         x = layers.Activation(head.activation, name=f"head_{head.activation}{i}")(x)
     x = layers.Dropout(head.dropout, seed=seed, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME,
+    outputs = layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME, dtype="float32",  # any precision
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
     return keras.Model(inputs, outputs, name=HEAD_NAME)
 

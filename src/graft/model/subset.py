@@ -39,5 +39,5 @@ def as_classifier(source: keras.Model, *, source_classes, target_classes) -> ker
     if missing:
         raise ModelMismatch(f"the source model has no class {missing}; its classes are {list(source_classes)}")
     inputs = keras.Input(shape=source.input_shape[1:], dtype="uint8", name=INPUT_NAME)
-    subset = ClassSubset(indices=[list(source_classes).index(c) for c in target_classes], name=OUTPUT_NAME)
+    subset = ClassSubset(indices=[list(source_classes).index(c) for c in target_classes], name=OUTPUT_NAME, dtype="float32")
     return keras.Model(inputs, subset(source(inputs)), name="source_as_classifier")

@@ -6,22 +6,17 @@ from __future__ import annotations
 import math
 
 import keras
-from keras import layers
 
 from graft.errors import ModelMismatch
+from graft.model import precision
 from graft.model.backbones import BASE_NAME
 from graft.model.head import POOL_NAME
 
 
 def clone_base(source: keras.Model) -> keras.Model:
-    """A copy of the source model's base with the same weights; the source is never touched."""
-    base = source.get_layer(BASE_NAME)
-    clone = keras.models.clone_model(base)
-    clone.set_weights(base.get_weights())
-    for layer in clone._flatten_layers():
-        if isinstance(layer, layers.Normalization):
-            layer.finalize_state()  # set_weights does not refresh the constants it derives from its weights
-    return clone
+    """A copy of the source model's base with the same weights, computing in the current dtype
+    policy (graft.model.precision.policy); the source is never touched."""
+    return precision.cast(source.get_layer(BASE_NAME), keras.config.dtype_policy().name)
 
 
 def freeze(model: keras.Model) -> None:

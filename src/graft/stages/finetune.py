@@ -10,6 +10,7 @@ import shutil
 from graft import artifacts
 from graft.data.load import load_split
 from graft.files import atomic_path
+from graft.model import precision
 from graft.model.saved import load, save
 from graft.records import FinetuneRecord
 from graft.strategy.plan import read_plan
@@ -37,9 +38,9 @@ def run(params) -> None:
     p, plan = params.paths, read_plan(params)
     if not plan.finetunes:
         return pass_through(params, plan)
-    with scope(params.distribute):
+    with scope(params.distribute), precision.policy(params.precision):
         train, valid = load_split(params, "train"), load_split(params, "valid")
-        model = load(artifacts.HEAD_MODEL.path(p))
+        model = precision.cast(load(artifacts.HEAD_MODEL.path(p)), params.precision)  # as train_head made it
         backup = backup_dir(p.backup, "finetune", artifacts.HEAD_MODEL.path(p), artifacts.SPLIT_TABLE.path(p),
                             params.finetune, params.finetune_lr, params.augment, params.seed, str(plan.unfreeze))
         unfrozen, result = finetune(model=model, recipe=params.finetune, lr=params.finetune_lr, unfreeze=plan.unfreeze,

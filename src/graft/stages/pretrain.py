@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from graft import artifacts
+from graft.model import precision
 from graft.model.saved import save
 from graft.train.pretrain import pretrain
 
 
 def run(params) -> None:
-    source, record = pretrain(params=params, backup_root=params.paths.backup)
+    with precision.policy(params.precision):
+        source, record = pretrain(params=params, backup_root=params.paths.backup)
     save(source, artifacts.SOURCE_MODEL.path(params.paths))
     artifacts.PRETRAIN.write(params.paths, record)
     if record.test_accuracy is not None:

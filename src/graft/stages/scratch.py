@@ -8,6 +8,7 @@ from __future__ import annotations
 from graft import artifacts
 from graft.data.load import load_split
 from graft.evaluate.metrics import collapsed_to, report
+from graft.model import precision
 from graft.model.saved import save
 from graft.records import Scores, ScratchRecord
 from graft.train.recipe import scratch_epochs, train_scratch
@@ -22,7 +23,8 @@ def run(params) -> None:
         print("scratch: disabled (scratch.enabled: false); no transfer lift is reported")
         return
     train, valid, test = (load_split(params, name) for name in ("train", "valid", "test"))
-    model, _ = train_scratch(params=params, train=(train.x, train.y), valid=(valid.x, valid.y), seed=params.seed)
+    with precision.policy(params.precision):
+        model, _ = train_scratch(params=params, train=(train.x, train.y), valid=(valid.x, valid.y), seed=params.seed)
     save(model, model_file)
     probs = model.predict(test.x, batch_size=256, verbose=0)
     scores = Scores(**{k: v for k, v in report(test.y, probs, params.data.target_classes).items()

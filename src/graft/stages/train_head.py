@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from graft import artifacts
 from graft.data.load import load_split
+from graft.model import precision
 from graft.model.saved import load, save
 from graft.records import HeadRecord
 from graft.train import features
@@ -16,7 +17,7 @@ from graft.train.resume import backup_dir
 
 def run(params) -> None:
     p, out = params.paths, artifacts.HEAD_MODEL.path(params.paths)
-    with scope(params.distribute):
+    with scope(params.distribute), precision.policy(params.precision):
         source = load(artifacts.SOURCE_MODEL.path(p))
         if params.strategy == "as_classifier":  # nothing to train; finetune passes it through
             model, reason = source_as_classifier(params, source)
