@@ -24,10 +24,10 @@ test: install ## lint, then the whole test suite (unit, data, pipeline, consumer
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -c constraints.txt -e '.[pipeline,dev]'
 	touch $@
 
 data: ## Debian's dataset-fashion-mnist where apt-get works; else ingest falls back (and says so)

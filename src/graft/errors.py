@@ -121,3 +121,7 @@ class StageTimeout(StageFailed):
                                   f"its processes were killed and the pipeline lock released; raise timeouts.{stage} "
                                   f"in params.yaml if it needs longer\n{output[-2000:]}")
         self.stage, self.returncode, self.output = stage, -9, output
+
+
+class ExtraMissing(GraftError):
+    """A command needs the packages of an extra (``graft[pipeline]``) that this install lacks."""

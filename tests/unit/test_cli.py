@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import subprocess
 import sys
 import textwrap
+from importlib import metadata
 
 import pytest
 import yaml
@@ -89,3 +91,58 @@ def test_importing_graft_sets_only_the_tool_defaults_and_its_modules_set_nothing
     assert found["set"] == found["defaults"] and "DVC_NO_ANALYTICS" in found["set"]
     assert found["changed_later"] == []
     assert list(tmp_path.iterdir()) == []  # importing writes nothing
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_subcommand_s_help_says_what_it_does_and_explains_each_option():
+    commands = subcommands()
+    assert set(commands) == {*config.stage_names(), "summary", "schema", "predict", "compare"}
+    for name, sub in commands.items():
+        assert len(sub.description or "") > 30, name
+        unexplained = [a.dest for a in sub._actions if not (a.help and len(a.help) > 10)]
+        assert unexplained == [], f"graft {name}: options without help: {unexplained}"
+    assert "the frozen base's output for train and valid" in commands["features"].description  # the stage's docstring
+    assert "Stage ``" not in commands["features"].description
+
+
+def test_version_is_the_installed_distribution_s(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"graft {metadata.version('graft')}\n" == f"graft {graft.__version__}\n"
+
+
+@pytest.mark.parametrize("argv", [["--params", "elsewhere/p.yaml", "evaluate"], ["evaluate", "--params", "elsewhere/p.yaml"],
+                                  ["--params", "ignored.yaml", "evaluate", "--params", "elsewhere/p.yaml"]])
+def test_params_is_read_before_or_after_the_command(argv, capsys):
+    assert cli.parser().parse_args(argv).params == "elsewhere/p.yaml"
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == ("graft evaluate: error: elsewhere/p.yaml: no such params file; run from the project "
+                                       "root or pass --params\n")
+
+
+def test_without_params_the_command_reads_params_yaml():
+    assert cli.parser().parse_args(["evaluate"]).params is None
+
+
+def test_the_consumer_path_imports_neither_the_pipeline_nor_the_params_schema():
+    script = textwrap.dedent("""
+        import sys
+        from graft import cli, predict
+        cli.parser().parse_args(["predict", "--model", "m.onnx", "x.png"])
+        heavy = ("tensorflow", "keras", "dvc", "prefect", "great_expectations", "pandas", "matplotlib", "pydantic", "yaml")
+        print(sorted({m.split(".")[0] for m in sys.modules} & set(heavy)))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], env=env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
+def test_the_pipeline_extra_s_modules_come_from_graft_s_own_metadata():
+    modules = cli.extra_modules("pipeline")
+    assert {"tensorflow", "dvc", "prefect", "great_expectations", "tqdm"} <= modules
+    assert not {"onnxruntime", "numpy", "pillow", "pydantic", "yaml"} & modules  # the base install's

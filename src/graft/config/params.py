@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pkgutil
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from graft import stages
 from graft.config.sections import (
     Advisor,
     Augment,
@@ -40,7 +39,7 @@ Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]  # Keras dtype
 def stage_names() -> list[str]:
     """The pipeline's stages: the modules of graft.stages, one per DVC stage (a test checks them
     against dvc.yaml)."""
-    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parents[1] / "stages")]))
+    return stages.names()
 
 
 class Params(Section):
