@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, env
+from tests.helpers import BIN, ROOT, env, run
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +111,40 @@ def test_a_fifo_among_the_images_is_a_row_error_not_a_hang(tiny_project, tmp_pat
     rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
     assert "not a regular file" in rows["pipe.png"]["error"]
     assert all("label" in r for name, r in rows.items() if name != "pipe.png")
+
+
+def test_the_base_install_alone_runs_graft_predict_and_has_no_tensorflow(tiny_project, tmp_path):
+    """`pip install graft` without extras, from the wheel, in a fresh venv: the consumer's install."""
+    source = tmp_path / "source"  # a copy, so that building writes nothing into the repository
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)], tmp_path, timeout=600)
+    wheel = next((tmp_path / "dist").glob("graft-*.whl"))
+    run([sys.executable, "-m", "venv", str(tmp_path / "venv")], tmp_path, timeout=300)
+    venv = tmp_path / "venv" / "bin"
+    run([str(venv / "python"), "-m", "pip", "--disable-pip-version-check", "-q", "install",
+         "--constraint", str(ROOT / "requirements.lock"), str(wheel)], tmp_path, timeout=600)
+
+    model = tiny_project / "models" / "export" / "model.onnx"
+    scored = subprocess.run([str(venv / "graft"), "predict", "--model", str(model), "--format", "csv",
+                             "data/split/test/Shirt"], cwd=tiny_project, env=env(), capture_output=True, text=True,
+                            timeout=300)
+    assert scored.returncode == 0, scored.stderr
+    rows = scored.stdout.splitlines()
+    assert rows[0] == "path,label,confidence,error" and len(rows) == 1 + len(os.listdir(tiny_project / "data/split/test/Shirt"))
+    assert all(row.split(",")[1] in ("Sandal", "Shirt") for row in rows[1:])
+    assert scored.stderr == ""
+    default = subprocess.run([str(venv / "graft"), "predict", "data/split/test/Shirt"], cwd=tiny_project, env=env(),
+                             capture_output=True, text=True, timeout=300)  # the published model, from params.yaml
+    assert default.returncode == 0 and len(json.loads(default.stdout)) == len(rows) - 1, default.stderr
+
+    absent = subprocess.run([str(venv / "python"), "-c", "import tensorflow"], env=env(), capture_output=True, text=True,
+                            timeout=60)
+    assert absent.returncode == 1 and "ModuleNotFoundError: No module named 'tensorflow'" in absent.stderr
+    stage = subprocess.run([str(venv / "graft"), "split"], cwd=tiny_project, env=env(), capture_output=True, text=True,
+                           timeout=300)
+    assert stage.returncode == 1 and stage.stdout == ""
+    assert stage.stderr.endswith("pip install 'graft[pipeline]'\n") and stage.stderr.count("\n") == 1, stage.stderr
