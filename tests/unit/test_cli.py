@@ -100,7 +100,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_subcommand_s_help_says_what_it_does_and_explains_each_option():
     commands = subcommands()
-    assert set(commands) == {*config.stage_names(), "summary", "schema", "predict", "compare"}
+    assert set(commands) == {*config.stage_names(), "summary", "register", "schema", "predict", "compare"}
     for name, sub in commands.items():
         assert len(sub.description or "") > 30, name
         unexplained = [a.dest for a in sub._actions if not (a.help and len(a.help) > 10)]
