@@ -101,6 +101,8 @@ SPLIT_TABLE = Artifact("split", "split", "split.csv")
 
 SOURCE_MODEL = Artifact("pretrain", "source_model")
 PRETRAIN = Artifact("pretrain", "metrics", "pretrain.json", PretrainRecord)
+PRETRAIN_LIVE = Artifact("pretrain", "plots", "live/pretrain/metrics.json")  # DVCLive's (graft.train.history)
+PRETRAIN_CURVES = Artifact("pretrain", "plots", "live/pretrain/plots/metrics")
 
 FEATURES = Artifact("features", "features")
 FEATURES_RECORD = Artifact("features", "features", "features.json", FeaturesRecord)
@@ -109,15 +111,19 @@ ADVICE = Artifact("advise", "metrics", "advice.json", AdviceRecord)
 
 HEAD_MODEL = Artifact("train_head", "head_model")
 HEAD = Artifact("train_head", "metrics", "head.json", HeadRecord)
-HEAD_HISTORY = Artifact("train_head", "plots", "head_history.csv")
+HEAD_LIVE = Artifact("train_head", "plots", "live/head/metrics.json")
+HEAD_CURVES = Artifact("train_head", "plots", "live/head/plots/metrics")
 
 FINETUNED_MODEL = Artifact("finetune", "finetuned_model")
 FINETUNE = Artifact("finetune", "metrics", "finetune.json", FinetuneRecord)
-FINETUNE_HISTORY = Artifact("finetune", "plots", "finetune_history.csv")
+FINETUNE_LIVE = Artifact("finetune", "plots", "live/finetune/metrics.json")
+FINETUNE_CURVES = Artifact("finetune", "plots", "live/finetune/plots/metrics")
 
 SCRATCH = Artifact("scratch", "scratch_model")
 SCRATCH_MODEL = Artifact("scratch", "scratch_model", "model.keras")
 SCRATCH_RECORD = Artifact("scratch", "metrics", "scratch.json", ScratchRecord)
+SCRATCH_LIVE = Artifact("scratch", "plots", "live/scratch/metrics.json")
+SCRATCH_CURVES = Artifact("scratch", "plots", "live/scratch/plots/metrics")
 
 METRICS = Artifact("evaluate", "metrics", "metrics.json", MetricsRecord)
 LIFT = Artifact("evaluate", "metrics", "lift.json", LiftRecord)
@@ -138,5 +144,13 @@ MODEL_CARD = Artifact("export", "export", "model_card.md")
 EXPORT_RECORD = Artifact("export", "export", "export.json", ExportRecord)
 MODEL_NAME = "graft-classifier"  # the published model's name: dvc.yaml's artifacts entry, the model card's
 # model-index, and the GTO artifact graft register tags (graft.registry)
+
+
+
+def live_dir(live: Artifact, paths) -> Path:
+    """A phase's DVCLive folder, from its ``*_LIVE`` summary (dvc.yaml declares the summary as the
+    stage's metrics and the step tables as its plots, not the folder, which holds both)."""
+    return live.path(paths).parent
+
 
 ALL = tuple(value for value in dict(globals()).values() if isinstance(value, Artifact))

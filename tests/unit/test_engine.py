@@ -24,6 +24,7 @@ from graft.model.surgery import feature_extractor, unfreeze_top
 from graft.train.augment import augmenter
 from graft.train.features import Features, extract
 from graft.train.fit import EpochOrder, batches, class_weights, fit, learning_rate, seed_everything
+from graft.train.history import read
 from graft.train.recipe import train_head
 from graft.train.resume import backup_dir
 from tests.helpers import ROOT, SMALL_IMAGES, env, params
@@ -166,7 +167,8 @@ KILLED_RUN = textwrap.dedent("""
     x, y = rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8), np.arange(16) % 2
     seed_everything(0)
     model = graft_head(build_source_model(p), num_classes=2, head=p.head, seed=0)
-    result = fit(model, train=(x, y), valid=(x, y), recipe=p.head, seed=0, augment=p.augment, backup=Path(sys.argv[1]))
+    result = fit(model, train=(x, y), valid=(x, y), recipe=p.head, seed=0, augment=p.augment, backup=Path(sys.argv[1]),
+                 live=Path(sys.argv[1]).parents[1] / "live")
     np.savez(sys.argv[3], *model.get_weights(), history=np.array(result.history["val_loss"]))
     print("RESULT", result.resumed_from, len(result.history["loss"]), result.best_epoch)
 """)
@@ -180,13 +182,17 @@ def phase(script, backup, kill_at, out):
 @pytest.mark.slow
 def test_a_killed_phase_resumes_exactly_where_the_uninterrupted_run_would_be(tmp_path):
     """Killed (SIGKILL) in epoch 4 of 6 and resumed: the same weights, bit for bit, and the same
-    history as a run never killed (model A resumed once scored 93.67% against 93.26% uninterrupted)."""
+    history as a run never killed (model A resumed once scored 93.67% against 93.26% uninterrupted);
+    DVCLive's files too, their steps continued from the killed run's, not restarted."""
     script = tmp_path / "phase.py"
     script.write_text(KILLED_RUN)
     backup = tmp_path / "backup" / "head" / "key"
     killed = phase(script, backup, 3, tmp_path / "killed.npz")
     assert killed.returncode == -9, killed.stderr
     assert json.loads((backup / "checkpoint" / "state.json").read_text())["epoch"] == 3
+    live = tmp_path / "backup" / "live"
+    assert [row["step"] for row in read(live)] == [0, 1, 2]  # DVCLive's files as the kill left them
+    assert json.loads((live / "metrics.json").read_text())["step"] == 2
     resumed = phase(script, backup, 0, tmp_path / "resumed.npz")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from epoch 4/6" in resumed.stdout
@@ -200,6 +206,13 @@ def test_a_killed_phase_resumes_exactly_where_the_uninterrupted_run_would_be(tmp
         assert a.files == b.files
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    tables = sorted(p.relative_to(live).as_posix() for p in live.rglob("*.tsv"))
+    assert tables == ["plots/metrics/eval/accuracy.tsv", "plots/metrics/eval/loss.tsv",
+                      "plots/metrics/train/accuracy.tsv", "plots/metrics/train/loss.tsv"]
+    for table in [*tables, "metrics.json"]:  # every epoch once, step 0 to 5, the same values
+        assert (live / table).read_text() == (tmp_path / "other" / "live" / table).read_text(), table
+    assert [row["step"] for row in read(live)] == list(range(6))
+    assert json.loads((live / "metrics.json").read_text())["step"] == 5
 
 
 def test_resume_keys_follow_the_images_content_not_their_count(tmp_path):

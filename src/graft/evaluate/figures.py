@@ -35,7 +35,10 @@ def confusion_matrices(path: Path, matrices: dict[str, np.ndarray], classes: Seq
 
 
 def learning_curves(path: Path, histories: Sequence[Path]) -> None:
-    table = pd.concat([pd.read_csv(h) for h in histories], ignore_index=True)
+    """Loss and accuracy per epoch of the phases' DVCLive folders ``histories``, in order."""
+    from graft.train.history import read
+
+    table = pd.DataFrame(read(histories), columns=["phase", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.plot(table["epoch"], table[metric], "o-", ms=3, label=f"train {metric}")

@@ -62,7 +62,7 @@ def write_plots(params, *, test, reports: dict, probs: dict) -> None:
                                {"head phase": reports["head"]["confusion_matrix"],
                                 "fine-tuned": reports["finetuned"]["confusion_matrix"]}, classes)
     figures.learning_curves(artifacts.LEARNING_CURVES.path(p),
-                            [artifacts.HEAD_HISTORY.path(p), artifacts.FINETUNE_HISTORY.path(p)])
+                            [artifacts.live_dir(artifacts.HEAD_LIVE, p), artifacts.live_dir(artifacts.FINETUNE_LIVE, p)])
     figures.sample_grid(artifacts.SAMPLES.path(p), pixels=test.x, true=test.y, pred=final,
                         confidence=probs["finetuned"].max(axis=1), classes=classes)
     figures.reliability_diagram(artifacts.RELIABILITY.path(p),

@@ -16,7 +16,7 @@ from graft.records import FinetuneRecord
 from graft.strategy.plan import read_plan
 from graft.train.distribute import scope
 from graft.train.fit import trainable_params
-from graft.train.history import write_empty_history, write_history
+from graft.train.history import write_empty
 from graft.train.recipe import finetune
 from graft.train.resume import backup_dir
 
@@ -27,7 +27,7 @@ def pass_through(params, plan) -> None:
                    if plan.strategy == "scratch" else (artifacts.HEAD_MODEL, "the head-phase model"))
     with atomic_path(artifacts.FINETUNED_MODEL.path(p)) as tmp:
         shutil.copyfile(final.require(p), tmp)
-    write_empty_history(artifacts.FINETUNE_HISTORY.path(p), phase="finetune")
+    write_empty(artifacts.live_dir(artifacts.FINETUNE_LIVE, p))
     reason = f"strategy {plan.strategy}: {plan.label}; {what} is the final model"
     artifacts.FINETUNE.write(p, FinetuneRecord(strategy=plan.strategy, fine_tuned=False, reason=reason, unfrozen_layers=[],
                                                epochs_run=0, trainable_params=0))
@@ -45,10 +45,9 @@ def run(params) -> None:
                             params.finetune, params.finetune_lr, params.augment, params.seed, str(plan.unfreeze))
         unfrozen, result = finetune(model=model, recipe=params.finetune, lr=params.finetune_lr, unfreeze=plan.unfreeze,
                                     train=(train.x, train.y), valid=(valid.x, valid.y), seed=params.seed,
-                                    augment=params.augment, backup=backup)
+                                    augment=params.augment, backup=backup,
+                                    live=artifacts.live_dir(artifacts.FINETUNE_LIVE, p))
         save(model, artifacts.FINETUNED_MODEL.path(p))
-    write_history(artifacts.FINETUNE_HISTORY.path(p), result, phase="finetune",
-                  first_epoch=artifacts.HEAD.read(p).epochs_run + 1)
     artifacts.FINETUNE.write(p, FinetuneRecord(strategy=plan.strategy, fine_tuned=True, unfreeze=plan.unfreeze,
                                                unfrozen_layers=unfrozen, lr=params.finetune_lr,
                                                trainable_params=trainable_params(model), **result.record()))

@@ -10,7 +10,8 @@ from graft.train.pretrain import pretrain
 
 def run(params) -> None:
     with precision.policy(params.precision):
-        source, record = pretrain(params=params, backup_root=params.paths.backup)
+        source, record = pretrain(params=params, backup_root=params.paths.backup,
+                                  live=artifacts.live_dir(artifacts.PRETRAIN_LIVE, params.paths))
     save(source, artifacts.SOURCE_MODEL.path(params.paths))
     artifacts.PRETRAIN.write(params.paths, record)
     if record.test_accuracy is not None:

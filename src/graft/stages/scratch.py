@@ -11,6 +11,7 @@ from graft.evaluate.metrics import collapsed_to, report
 from graft.model import precision
 from graft.model.saved import save
 from graft.records import Scores, ScratchRecord
+from graft.train.history import write_empty
 from graft.train.recipe import scratch_epochs, train_scratch
 
 
@@ -18,13 +19,16 @@ def run(params) -> None:
     p, model_file = params.paths, artifacts.SCRATCH_MODEL.path(params.paths)
     model_file.unlink(missing_ok=True)  # no stale model survives a disabled run
     artifacts.SCRATCH.path(p).mkdir(parents=True, exist_ok=True)
+    live = artifacts.live_dir(artifacts.SCRATCH_LIVE, p)
     if not params.scratch.enabled:
         artifacts.SCRATCH_RECORD.write(p, ScratchRecord(enabled=False))
+        write_empty(live)
         print("scratch: disabled (scratch.enabled: false); no transfer lift is reported")
         return
     train, valid, test = (load_split(params, name) for name in ("train", "valid", "test"))
     with precision.policy(params.precision):
-        model, _ = train_scratch(params=params, train=(train.x, train.y), valid=(valid.x, valid.y), seed=params.seed)
+        model, _ = train_scratch(params=params, train=(train.x, train.y), valid=(valid.x, valid.y), seed=params.seed,
+                                 live=live)
     save(model, model_file)
     probs = model.predict(test.x, batch_size=256, verbose=0)
     scores = Scores(**{k: v for k, v in report(test.y, probs, params.data.target_classes).items()

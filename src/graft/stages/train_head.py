@@ -10,19 +10,20 @@ from graft.records import HeadRecord
 from graft.train import features
 from graft.train.distribute import scope
 from graft.train.fit import trainable_params
-from graft.train.history import write_empty_history, write_history
+from graft.train.history import write_empty
 from graft.train.recipe import source_as_classifier, train_head
 from graft.train.resume import backup_dir
 
 
 def run(params) -> None:
     p, out = params.paths, artifacts.HEAD_MODEL.path(params.paths)
+    live = artifacts.live_dir(artifacts.HEAD_LIVE, p)
     with scope(params.distribute), precision.policy(params.precision):
         source = load(artifacts.SOURCE_MODEL.path(p))
         if params.strategy == "as_classifier":  # nothing to train; finetune passes it through
             model, reason = source_as_classifier(params, source)
             save(model, out)
-            write_empty_history(artifacts.HEAD_HISTORY.path(p), phase="head")
+            write_empty(live)
             artifacts.HEAD.write(p, HeadRecord(strategy="as_classifier", trained=False, epochs_run=0, trainable_params=0,
                                                reason=reason))
             print(f"train_head: strategy as_classifier: {reason}")
@@ -33,9 +34,8 @@ def run(params) -> None:
                             params.head, params.augment, params.seed)
         model, result = train_head(source=source, train=(train.x, train.y), valid=(valid.x, valid.y),
                                    num_classes=len(params.data.target_classes), head=params.head, seed=params.seed,
-                                   augment=params.augment, features=cached, backup=backup)
+                                   augment=params.augment, features=cached, backup=backup, live=live)
         save(model, out)
-    write_history(artifacts.HEAD_HISTORY.path(p), result, phase="head")
     artifacts.HEAD.write(p, HeadRecord(cached_features=cached is not None, trainable_params=trainable_params(model),
                                        **result.record()))
     how = ("on cached features" if cached is not None else

@@ -19,6 +19,7 @@ import numpy as np
 
 from graft.train.augment import with_augmentation
 from graft.train.callbacks import HISTORY_KEYS, BestWeights, Checkpoint
+from graft.train.history import LiveLog, open_live
 from graft.train.resume import state_dir
 
 VALIDATION_BATCH = 256  # validation does not learn: large batches, fewer steps, the same loss
@@ -141,14 +142,15 @@ def batches(arrays: tuple[np.ndarray, ...], *, batch_size: int, seed: int, epoch
 
 def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
         recipe, seed: int, lr: float | None = None, augment=None,
-        backup: Path | None = None, loss: str = "sparse_categorical_crossentropy",
+        backup: Path | None = None, live: Path | None = None, loss: str = "sparse_categorical_crossentropy",
         metrics: tuple[str, ...] = ("accuracy",)) -> FitResult:
     """Compile ``model`` with Adam (``lr``, else ``recipe.lr``) and train it as ``recipe`` (a
     :class:`graft.config.sections.Fit` section) says;
     leave it holding the weights of the epoch with the lowest validation loss.
 
     ``augment`` trains through a wrapper with augmentation layers (``model`` itself never gets
-    them); ``backup`` makes the phase resumable (see the module docstring). ``loss`` and ``metrics``
+    them); ``backup`` makes the phase resumable (see the module docstring); ``live`` is the phase's
+    DVCLive folder (graft.train.history), a step an epoch, continued after a resume. ``loss`` and ``metrics``
     are a classifier's unless given (the autoencoder passes its reconstruction loss and none)."""
     lr = recipe.lr if lr is None else lr
     trainer = with_augmentation(model, augment, seed=seed) if augment is not None and augment.enabled else model
@@ -166,10 +168,11 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
         if done:
             print(f"resuming from epoch {done + 1}/{recipe.epochs}: {backup} holds a killed run's state", flush=True)
         order = EpochOrder()
+        logger = [LiveLog(open_live(live, checkpoint.rows))] if live is not None else []  # before the checkpoint
         trainer.fit(batches(train, batch_size=recipe.batch_size, seed=seed, epoch=order.epoch), shuffle=False,
                     validation_data=batches(valid, batch_size=validation_batch, seed=seed),
                     epochs=recipe.epochs, initial_epoch=done, class_weight=class_weights(train[1], recipe.class_weight),
-                    verbose=verbosity(), callbacks=[order, keeper, *([stopper] if stopper else []), checkpoint])
+                    verbose=verbosity(), callbacks=[order, keeper, *([stopper] if stopper else []), *logger, checkpoint])
         rows = {row["epoch"]: row for row in checkpoint.rows}
         keeper.restore()
     epochs = sorted(rows)

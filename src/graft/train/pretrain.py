@@ -26,6 +26,7 @@ from graft.model.build import build_source_model
 from graft.model.kinds import KINDS
 from graft.records import PretrainRecord
 from graft.train.fit import fit, seed_everything
+from graft.train.history import write_empty
 from graft.train.resume import backup_dir
 
 HELD_OUT = ("test", "valid")  # folders of pretrain.data the autoencoder never reads
@@ -44,14 +45,15 @@ def resume_key(params, *arrays: np.ndarray) -> tuple:
     return (params.seed, params.image, params.base, params.pretrain, params.data.source_classes, *arrays)
 
 
-def pretrain(*, params, backup_root: Path | None):
-    """Model A and its record, by ``pretrain.method``; ``backup_root`` makes training resumable."""
+def pretrain(*, params, backup_root: Path | None, live: Path | None = None):
+    """Model A and its record, by ``pretrain.method``; ``backup_root`` makes training resumable,
+    ``live`` is the DVCLive folder of its epochs (graft.train.history)."""
     if params.pretrain.method == "autoencoder":
-        return pretrain_autoencoder(params=params, backup_root=backup_root)
-    return pretrain_supervised(params=params, backup_root=backup_root)
+        return pretrain_autoencoder(params=params, backup_root=backup_root, live=live)
+    return pretrain_supervised(params=params, backup_root=backup_root, live=live)
 
 
-def pretrain_supervised(*, params, backup_root: Path | None):
+def pretrain_supervised(*, params, backup_root: Path | None, live: Path | None = None):
     """Train model A on the labelled source task in ``pretrain.data`` (a keras.applications base
     is returned as it comes)."""
     seed_everything(params.seed)
@@ -59,13 +61,15 @@ def pretrain_supervised(*, params, backup_root: Path | None):
     record = {"base": params.base.kind, "weights": params.base.weights,
               "base_params": int(source.get_layer(BASE_NAME).count_params())}
     if KINDS[params.base.kind].application is not None:
+        if live is not None:
+            write_empty(live)  # nothing trained
         return source, PretrainRecord(**record)
     shape, classes, folder = decode_args(params), params.data.source_classes, params.pretrain.data
     data = load_folder(folder / "train", classes=classes, **shape)
     fit_idx, val_idx = holdout(len(data.y), fraction=params.pretrain.valid_fraction, seed=params.seed)
     backup = backup_root and backup_dir(backup_root, "pretrain", *resume_key(params, data.x, data.y))
     result = fit(source, train=(data.x[fit_idx], data.y[fit_idx]), valid=(data.x[val_idx], data.y[val_idx]),
-                 recipe=params.pretrain, seed=params.seed, backup=backup)
+                 recipe=params.pretrain, seed=params.seed, backup=backup, live=live)
     record.update(source_classes=list(classes), train_images=len(fit_idx), valid_images=len(val_idx),
                   best_epoch=result.best_epoch, valid_loss=result.best_val_loss,
                   valid_accuracy=result.history["val_accuracy"][result.best_epoch - 1])
@@ -97,7 +101,7 @@ def unlabelled_files(params) -> list[Path]:
     return files
 
 
-def pretrain_autoencoder(*, params, backup_root: Path | None):
+def pretrain_autoencoder(*, params, backup_root: Path | None, live: Path | None = None):
     seed_everything(params.seed)
     files = unlabelled_files(params)
     x = decode_all(files, **decode_args(params), label=f"reading pretrain.data={params.pretrain.data}")
@@ -107,7 +111,7 @@ def pretrain_autoencoder(*, params, backup_root: Path | None):
     recipe = params.pretrain.model_copy(update={"class_weight": "none"})  # no classes to weigh
     backup = backup_root and backup_dir(backup_root, "pretrain", *resume_key(params, x))
     result = fit(model, train=(x[fit_idx], target[fit_idx]), valid=(x[val_idx], target[val_idx]),
-                 recipe=recipe, seed=params.seed, backup=backup, loss="mse", metrics=())
+                 recipe=recipe, seed=params.seed, backup=backup, live=live, loss="mse", metrics=())
     return model, PretrainRecord(
         base=params.base.kind, weights="none", method="autoencoder",
         base_params=int(model.get_layer(BASE_NAME).count_params()), unlabelled_images=len(x),

@@ -25,7 +25,7 @@ from graft.train.fit import FitResult, fit, seed_everything
 
 
 def train_head(*, source, train, valid, num_classes: int, head, seed: int, augment, features=None,
-               backup: Path | None = None):
+               backup: Path | None = None, live: Path | None = None):
     """Graft a head onto a frozen clone of ``source``'s base and fit it; ``source`` is unchanged.
     Given ``features`` (graft.train.features: the frozen part's output for ``train`` and
     ``valid``), only the head is fit. Returns (model B, the fit)."""
@@ -33,18 +33,19 @@ def train_head(*, source, train, valid, num_classes: int, head, seed: int, augme
     model = graft_head(source, num_classes=num_classes, head=head, seed=seed)
     if features is not None:
         result = fit(model.get_layer(HEAD_NAME), train=features.train, valid=features.valid, recipe=head, seed=seed,
-                     backup=backup)
+                     backup=backup, live=live)
     else:
-        result = fit(model, train=train, valid=valid, recipe=head, augment=augment, seed=seed, backup=backup)
+        result = fit(model, train=train, valid=valid, recipe=head, augment=augment, seed=seed, backup=backup, live=live)
     return model, result
 
 
-def finetune(*, model, recipe, lr: float, unfreeze, train, valid, seed: int, augment, backup: Path | None = None):
+def finetune(*, model, recipe, lr: float, unfreeze, train, valid, seed: int, augment, backup: Path | None = None,
+             live: Path | None = None):
     """Fine-tune ``model`` (a head-phase model) in place, unfreezing ``unfreeze`` (the plan's
     depth) of its base; return the unfrozen layers and the fit."""
     seed_everything(seed)
     unfrozen = unfreeze_top(model.get_layer(BASE_NAME), unfreeze=unfreeze)
-    result = fit(model, train=train, valid=valid, recipe=recipe, lr=lr, augment=augment, seed=seed, backup=backup)
+    result = fit(model, train=train, valid=valid, recipe=recipe, lr=lr, augment=augment, seed=seed, backup=backup, live=live)
     return unfrozen, result
 
 
@@ -52,14 +53,15 @@ def scratch_epochs(params) -> int:
     return params.head.epochs + params.finetune.epochs
 
 
-def train_scratch(*, params, train, valid, seed: int, backup: Path | None = None):
+def train_scratch(*, params, train, valid, seed: int, backup: Path | None = None, live: Path | None = None):
     """The fair baseline: the transfer model's architecture from random weights, trained with the
     head phase's recipe for both phases' epochs and steps. Returns (model, the fit)."""
     seed_everything(seed)
     model = scratch_model(params, num_classes=len(params.data.target_classes), seed=seed)
     recipe = params.head.model_copy(update={"epochs": scratch_epochs(params),
                                             "min_steps": params.head.min_steps + params.finetune.min_steps})
-    return model, fit(model, train=train, valid=valid, recipe=recipe, augment=params.augment, seed=seed, backup=backup)
+    return model, fit(model, train=train, valid=valid, recipe=recipe, augment=params.augment, seed=seed, backup=backup,
+                        live=live)
 
 
 @dataclass(frozen=True)
