@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from graft.pipeline.dag import stage_order
+from graft.train.history import read
 from tests.helpers import BIN, dvc, env, make_project, stages
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,22 @@ def test_repro_writes_every_declared_output(project):
         assert (project / "plots" / name).stat().st_size > 0
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "finetuned" in shown and "accuracy" in shown
-    assert "plots/confusion.csv" in dvc(project, "plots", "show", "--json").stdout
+    plots = dvc(project, "plots", "show", "--json").stdout
+    assert "plots/confusion.csv" in plots
+    experiments = dvc(project, "exp", "show", "--json").stdout
+    head, fine = (json.loads((project / "metrics" / f"{n}.json").read_text()) for n in ("head", "finetune"))
+    for phase, epochs in (("pretrain", None), ("head", head["epochs_run"]), ("scratch", None),
+                          ("finetune", fine["epochs_run"])):
+        live = project / "plots" / "live" / phase
+        rows = read(live)
+        assert rows and [r["step"] for r in rows] == list(range(len(rows))), phase  # DVCLive's step an epoch
+        assert epochs is None or len(rows) == epochs, phase
+        summary = json.loads((live / "metrics.json").read_text())
+        assert summary["step"] == len(rows) - 1 and summary["eval"]["loss"] == rows[-1]["val_loss"], phase
+        assert f"plots/live/{phase}/metrics.json" in shown and f"plots/live/{phase}/metrics.json" in experiments
+        assert f"plots/live/{phase}/plots/metrics/eval/loss.tsv" in plots, phase
+    curves = read([project / "plots" / "live" / "head", project / "plots" / "live" / "finetune"])
+    assert [r["epoch"] for r in curves] == list(range(1, head["epochs_run"] + fine["epochs_run"] + 1))
 
 
 def test_second_repro_reruns_nothing(project):
@@ -122,6 +138,7 @@ def test_head_phase_killed_during_repro_resumes_on_the_next_repro(project, tmp_p
         assert "resuming from epoch 3/4" in out
         head = json.loads((project / "metrics" / "head.json").read_text())
         assert head["cached_features"] and head["resumed_from_epoch"] == 2 and head["epochs_run"] == 4
+        assert [r["step"] for r in read(project / "plots" / "live" / "head")] == [0, 1, 2, 3]  # continued, not restarted
         assert not list((project / ".graft" / "backup").glob("train_head/*"))  # the state went with the phase
     finally:
         params_file.write_text(original)

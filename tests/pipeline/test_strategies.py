@@ -17,6 +17,7 @@ from graft.model.backbones import BASE_NAME
 from graft.model.build import build_base
 from graft.model.saved import load
 from graft.stages import advise, evaluate, export, features, finetune, ingest, pretrain, scratch, train_head
+from graft.train import history
 from tests.helpers import changed
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,7 @@ def test_each_explicit_strategy_end_to_end(project, strategy, unfrozen):
     if unfrozen is None:
         assert tuned["fine_tuned"] is False and "head-phase model is the final model" in tuned["reason"]
         assert (project / "models/finetuned.keras").read_bytes() == (project / "models/head.keras").read_bytes()
-        assert (project / "plots/finetune_history.csv").read_text().splitlines()[1:] == []
+        assert history.read(project / "plots" / "live" / "finetune") == []
     else:
         assert tuned["fine_tuned"] is True and tuned["unfrozen_layers"] == unfrozen and tuned["epochs_run"] == 2
     scores = read(project, "metrics.json")
@@ -83,7 +84,7 @@ def test_scratch_ships_the_scratch_stages_model_end_to_end(project):
     assert read(project, "advice.json")["plan"]["strategy"] == tuned["strategy"] == "scratch"
     assert tuned["fine_tuned"] is False and "the scratch stage's model" in tuned["reason"]
     assert (project / "models/finetuned.keras").read_bytes() == saved.read_bytes()
-    assert (project / "plots/finetune_history.csv").read_text().splitlines()[1:] == []
+    assert history.read(project / "plots" / "live" / "finetune") == []
     assert scores["finetuned"]["accuracy"] == baseline["test"]["accuracy"]  # the same model on the same test split
     lift = read(project, "lift.json")
     assert lift["not_transferred"] is True and "accuracy_points" not in lift and set(scores) == {"head", "finetuned"}
