@@ -19,8 +19,7 @@ import keras
 import numpy as np
 
 from graft.files import atomic_path
-
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+from graft.train.history import HISTORY_KEYS, log_epoch
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -100,6 +99,21 @@ class Checkpoint(keras.callbacks.Callback):
         with atomic_path(self.folder, directory=True) as tmp:  # all of it or none of it: one rename
             np.savez(tmp / "arrays.npz", **arrays)
             (tmp / "state.json").write_text(json.dumps(state))
+
+
+class LiveLog(keras.callbacks.Callback):
+    """Logs each finished epoch's loss and accuracy (train and valid) to DVCLive, as floats, the
+    values graft's checkpoint keeps (so a resumed phase's files equal the uninterrupted run's)."""
+
+    def __init__(self, live):
+        super().__init__()
+        self.live = live
+
+    def on_epoch_end(self, epoch, logs=None):
+        log_epoch(self.live, logs)
+
+    def on_train_end(self, logs=None):
+        self.live.end()
 
 
 def _take(arrays, prefix: str, count: int) -> list[np.ndarray]:

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 
 from graft.train.augment import with_augmentation
-from graft.train.callbacks import HISTORY_KEYS, BestWeights, Checkpoint
-from graft.train.history import LiveLog, open_live
+from graft.train.callbacks import BestWeights, Checkpoint, LiveLog
+from graft.train.history import HISTORY_KEYS, open_live
 from graft.train.resume import state_dir
 
 VALIDATION_BATCH = 256  # validation does not learn: large batches, fewer steps, the same loss

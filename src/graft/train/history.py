@@ -13,7 +13,8 @@ DVCLive's own ``resume=True`` is not used: it continues from the step in ``metri
 DVCLive's append of an epoch and graft's checkpoint of it (graft.train.callbacks), so its files
 could hold an epoch the resumed run trains again. The checkpoint's rows are the truth: a resumed
 phase writes them to a fresh folder first (:func:`open_live`), and its step numbering continues
-from the last checkpointed epoch.
+from the last checkpointed epoch. The reader imports neither Keras nor DVCLive (the callback that
+logs each epoch is graft.train.callbacks.LiveLog).
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras
-
-from graft.train.callbacks import HISTORY_KEYS
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")  # what each phase logs of Keras' logs, per epoch
 
 
 def metric_name(key: str) -> str:
@@ -39,7 +38,7 @@ def open_live(folder: Path, rows: Sequence[dict] = ()):
 
     live = Live(dir=str(folder), resume=False, dvcyaml=False, save_dvc_exp=False, report=None)
     for row in rows:
-        _log(live, row)
+        log_epoch(live, row)
     (Path(live.plots_dir) / "metrics").mkdir(parents=True, exist_ok=True)  # a declared plot, even with no epoch
     return live
 
@@ -49,26 +48,12 @@ def write_empty(folder: Path) -> None:
     open_live(folder).end()
 
 
-def _log(live, row: dict) -> None:
+def log_epoch(live, row: dict) -> None:
+    """One finished epoch's values (floats, as graft's checkpoint keeps them), then DVCLive's next step."""
     for key in HISTORY_KEYS:
         if key in row:
             live.log_metric(metric_name(key), float(row[key]))
     live.next_step()
-
-
-class LiveLog(keras.callbacks.Callback):
-    """Logs each finished epoch's loss and accuracy (train and valid) to DVCLive, as floats, the
-    values graft's checkpoint keeps (so a resumed phase's files equal the uninterrupted run's)."""
-
-    def __init__(self, live):
-        super().__init__()
-        self.live = live
-
-    def on_epoch_end(self, epoch, logs=None):
-        _log(self.live, logs)
-
-    def on_train_end(self, logs=None):
-        self.live.end()
 
 
 def read(dirs: Path | Sequence[Path], phase: str | None = None) -> list[dict]:
