@@ -142,6 +142,7 @@ MODEL_INT8 = Artifact("export", "export", "model.int8.onnx")
 LABELS = Artifact("export", "export", "labels.json", Labels)
 MODEL_CARD = Artifact("export", "export", "model_card.md")
 EXPORT_RECORD = Artifact("export", "export", "export.json", ExportRecord)
+REPORT = Artifact("export", "report")  # the run's report, one self-contained HTML page (graft.evaluate.page)
 MODEL_NAME = "graft-classifier"  # the published model's name: dvc.yaml's artifacts entry, the model card's
 # model-index, and the GTO artifact graft register tags (graft.registry)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -246,7 +247,8 @@ def test_unblessed_model_is_refused_unless_overridden(tmp_path, tiny_project):
 
 def test_the_export_stage_s_refusal_teaches_from_the_run_s_own_records(tiny_project, tmp_path, monkeypatch):
     """A gate too strict for the task: export refuses, showing the interval evaluate measured, the
-    scratch baseline of lift.json and the threshold to consider; nothing is published."""
+    scratch baseline of lift.json and the threshold to consider; nothing is published, and the
+    run's report says why."""
     from graft import config
     from graft.stages import export as export_stage
 
@@ -265,6 +267,9 @@ def test_the_export_stage_s_refusal_teaches_from_the_run_s_own_records(tiny_proj
     gate = json.loads((copy / "metrics" / "gate.json").read_text())
     assert not gate["blessed"] and gate["consider"][-1] == "how to choose them for your data: docs/evaluation.md"
     assert (copy / "models" / "export" / "model.onnx").read_bytes() == published
+    report = html.unescape((copy / "reports" / "report.html").read_text())  # the run's report says so too
+    assert "nothing published by this run" in report and gate["reasons"][0] in report and gate["consider"][0] in report
+    assert "No model card: nothing was published" in report
 
 
 def test_float_model_moves_to_nchw_before_scaling_the_pixels(folder):

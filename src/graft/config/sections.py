@@ -44,6 +44,7 @@ class Paths(Section):
     source: Path = _field("where ingest writes the default source task, {train,test}/<class>/*.png; inside paths.raw")
     target: Path = _field("the target task's images; with data.target: folder, your own images (outside paths.raw)")
     validation: Path = _field("the data gate's reports: manifest, GX results and Data Docs")
+    report: Path = _field("the run's report: one self-contained HTML page, written by export")
     split: Path = _field("train/ valid/ test/<class>/ and split.csv")
     source_model: Path = _field("model A, the source model")
     head_model: Path = _field("model B after the head phase")

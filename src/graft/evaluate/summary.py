@@ -1,5 +1,6 @@
 """The short summary ``make run`` ends with: data counts, both phases' test accuracy (with its
-interval), the transfer lift and whether it is significant, the gate, the model."""
+interval), the transfer lift and whether it is significant, the gate, the model, and where the
+run's HTML report is."""
 
 from __future__ import annotations
 
@@ -53,4 +54,6 @@ def summarize(params) -> str:
         lines.append(f"           {artifacts.MODEL_CARD.path(p).resolve()}, {artifacts.LABELS.path(p).resolve()}")
     pictures = [a.path(p) for a in artifacts.PICTURES]
     lines.append(f"pictures:  {pictures[0].resolve()}, " + ", ".join(q.name for q in pictures[1:]))
+    if (report := artifacts.REPORT.path(p)).is_file():
+        lines.append(f"report:    {report.resolve().as_uri()} (all of it, with the pictures and the model card)")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Stage ``export``: the release gate, then model.onnx (and int8), labels and the model card,
 published only if the gate and onnxruntime's parity with Keras on the whole test split pass. The
 gate compares with the registry's prod model; a blessed run goes there once it is committed
-(``graft register``: GTO tags a commit, which a run inside ``dvc repro`` does not have yet)."""
+(``graft register``: GTO tags a commit, which a run inside ``dvc repro`` does not have yet).
+Last, the run's HTML report, also when nothing was published (it says why)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import graft
 from graft import artifacts, provenance
 from graft.data.decode import Rules
 from graft.data.load import load_split, split_counts
-from graft.evaluate import gate
+from graft.errors import GraftError
+from graft.evaluate import gate, page
 from graft.export.publish import calibration_set, export
 from graft.model.saved import load
 
@@ -31,12 +33,19 @@ def run(params) -> None:
             "finetune": artifacts.FINETUNE.read(p), "provenance": prov, "gate": decision,
             "params": params.model_dump(mode="json", by_alias=True)}
     calibration = calibration_set(train.x, seed=params.seed, count=e.calibration_images) if e.quantize else None
-    record = export(model=load(artifacts.FINETUNED_MODEL.path(p)), out_dir=artifacts.EXPORT.path(p), test_x=test.x,
-                    test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
-                    rules=Rules.of(params.validate), settings=e, extra=extra, card_inputs=card, gate=decision)
+    try:
+        record = export(model=load(artifacts.FINETUNED_MODEL.path(p)), out_dir=artifacts.EXPORT.path(p), test_x=test.x,
+                        test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
+                        rules=Rules.of(params.validate), settings=e, extra=extra, card_inputs=card, gate=decision)
+    except GraftError as err:  # refused or failed: nothing published; the report says why
+        page.write(params, failure=str(err))
+        print(f"export: report: {artifacts.REPORT.path(p)}")
+        raise
     q = record.int8 or {}
     print(f"export: {artifacts.MODEL_ONNX.path(p)}: onnxruntime matches Keras on {record.parity['images']} test "
           f"images at batch 1 and 32 (max |diff| {record.parity['max_abs_diff']:.2g})"
           + (f"; int8 {'shipped as ' + artifacts.MODEL_INT8.name if q['shipped'] else 'not shipped'}" if q else "")
           + (f", test accuracy {q['accuracy']:.4f} vs float {q['float_accuracy']:.4f}" if "accuracy" in q else "")
           + (f" ({q['reason']})" if q and not q["shipped"] else ""))
+    page.write(params)
+    print(f"export: report: {artifacts.REPORT.path(p)}")
