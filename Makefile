@@ -12,13 +12,13 @@ include src/graft/environment.env
 export $(shell sed -n 's/^\([A-Z_]*\)=.*/\1/p' src/graft/environment.env)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install data repo flow serve summary lock clean-venv
+.PHONY: run test install data browser repo flow serve summary lock clean-venv
 
 run: install data repo ## set up, get the default data, run the whole pipeline, print the summary
 	dvc repro
 	@graft summary
 
-test: install ## lint, then the whole test suite (unit, data, pipeline, consumer tiers)
+test: install browser ## lint, then the whole test suite (unit, data, pipeline, consumer tiers)
 	ruff check src tests flows bench
 	pytest -n auto --dist loadfile  # every core; a file's tests share one worker (and its fixtures)
 
@@ -36,6 +36,13 @@ data: ## Debian's dataset-fashion-mnist where apt-get works; else ingest falls b
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
 	    || echo "data: apt-get could not install dataset-fashion-mnist; ingest will try the Keras cache, then a download"; \
 	else echo "data: $(FASHION_MNIST) missing and apt-get unavailable (not root?); ingest will try the Keras cache, then a download"; fi
+
+browser: ## Debian's chromium and chromium-driver, where apt-get works: the HTML report's test renders it (else it skips)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "browser: apt-get could not install chromium; the report's browser test will skip"; \
+	else echo "browser: chromium missing and apt-get unavailable (not root?); the report's browser test will skip"; fi
 
 repo: install ## git + DVC repo with telemetry off and a default local remote
 	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || git init -q

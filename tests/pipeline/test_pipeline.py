@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 import yaml
 
 from graft.pipeline.dag import stage_order
 from graft.train.history import read
-from tests.helpers import BIN, dvc, env, make_project, stages
+from tests.helpers import BIN, dvc, env, make_project, run, stages
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +81,57 @@ def test_repro_writes_every_declared_output(project):
         assert f"plots/live/{phase}/plots/metrics/eval/loss.tsv" in plots, phase
     curves = read([project / "plots" / "live" / "head", project / "plots" / "live" / "finetune"])
     assert [r["epoch"] for r in curves] == list(range(1, head["epochs_run"] + fine["epochs_run"] + 1))
+
+
+def chromium_driver():
+    """Headless Chromium under chromedriver (Debian's packages, never a download), logging the
+    console and the network; skips where they are not installed."""
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (`make browser` installs them where "
+                    "apt-get works); the report's browser test needs them")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=driver), options=options)  # a path: no Selenium Manager
+
+
+def test_the_report_is_one_self_contained_page_that_loads_with_every_section(project, tmp_path):
+    """reports/report.html, written by export, in a real browser: no console error, nothing fetched
+    but the page itself, every section there, every picture decoded; `graft summary` links it."""
+    from selenium.webdriver.common.by import By
+
+    from graft.evaluate.page import SECTIONS
+
+    report = project / "reports" / "report.html"
+    metrics = json.loads((project / "metrics" / "metrics.json").read_text())["finetuned"]
+    browser = chromium_driver()
+    try:
+        browser.set_page_load_timeout(60)
+        browser.get(report.as_uri())
+        for key, heading in SECTIONS.items():
+            assert browser.find_element(By.CSS_SELECTOR, f"section#{key} > h2").text == heading
+        images = browser.execute_script("return Array.from(document.images, i => [i.alt, i.complete, i.naturalWidth])")
+        assert len(images) == 4 and all(done and width > 0 for _, done, width in images), images
+        scores = browser.find_element(By.ID, "scores").text
+        assert f"{metrics['accuracy']:.2%}" in scores and f"{metrics['errors']}/{metrics['images']}" in scores
+        assert "Model card: graft image classifier" in browser.find_element(By.CSS_SELECTOR, "#card h3").text
+        assert "blessed" in browser.find_element(By.ID, "gate").text
+        browser.save_screenshot(str(tmp_path / "report.png"))
+        console = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        events = [json.loads(e["message"])["message"] for e in browser.get_log("performance")]
+        fetched = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+    finally:
+        browser.quit()
+    assert console == [], console
+    assert [url for url in fetched if not url.startswith("data:")] == [report.as_uri()], fetched
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert report.as_uri() in run([str(BIN / "graft"), "summary"], project).stdout
 
 
 def test_second_repro_reruns_nothing(project):
