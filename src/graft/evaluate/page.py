@@ -82,20 +82,24 @@ def data_section(paths, *, classes) -> str:
     rows = [[s, *(counts.get(s, {}).get(c, 0) for c in classes), sum(counts.get(s, {}).values())]
             for s in artifacts.SPLITS]
     return (f"<p>{_verdict(gate.success, 'passed', 'failed')}: {gate.files} files in <code>{_e(gate.target)}</code>"
-            f"{' (' + _e(ingest.origin) + ')' if ingest else ''}, {gate.decodable} decode, {gate.quarantined} "
+            f", {gate.decodable} decode, {gate.quarantined} "
             f"quarantined; usable per class: {_e(', '.join(f'{c} {n}' for c, n in gate.class_counts.items()))}. "
             f"Great Expectations Data Docs: <code>{_e(gate.data_docs)}</code>.</p>"
             + _findings("critical", gate.critical) + _findings("warnings (the run went on)", gate.warnings)
             + "<p>Images per split (content-hash split, <code>split.csv</code>):</p>"
-            + _table(["split", *classes, "total"], rows))
+            + _table(["split", *classes, "total"], rows)
+            + (f"<p class='muted'>Fashion-MNIST (the source task) read from: {_e(ingest.origin)}.</p>" if ingest else ""))
 
 
 def training_section(paths) -> str:
     advice, head, tuned = (a.read_or_none(paths) for a in (artifacts.ADVICE, artifacts.HEAD, artifacts.FINETUNE))
     rows = [[name, r.epochs_run, r.best_epoch if r.best_epoch is not None else "n/a",
              "n/a" if r.valid_accuracy is None else round(r.valid_accuracy, 4), r.trainable_params]
-            for name, r in (("head phase (base frozen)", head), ("fine-tuning", tuned)) if r is not None]
+            for name, r in (("head phase (base frozen)", head), ("fine-tuning", tuned))
+            if r is not None and getattr(r, "fine_tuned", True)]
     plan = f"<p>Strategy: {_e(advice.plan.label)} ({_e(advice.reason)}).</p>" if advice else ""
+    if tuned is not None and not tuned.fine_tuned:
+        plan += f"<p>Fine-tuning: nothing fine-tuned ({_e(tuned.reason)}).</p>"
     return (plan + _picture(artifacts.LEARNING_CURVES, paths, "learning curves of the head phase and fine-tuning")
             + _table(["phase", "epochs run", "best epoch (valid loss)", "valid accuracy there", "trainable params"],
                      rows))
@@ -146,8 +150,9 @@ def gate_section(gate) -> str:
 
 def export_section(paths, *, failure: str | None) -> str:
     if failure:
-        return (f"<p>{_verdict(False, '', 'nothing published by this run')}: {_e(failure)}</p><p class='muted'>"
-                f"<code>{_e(artifacts.EXPORT.path(paths))}</code> still holds the last published model.</p>")
+        before = (f"<code>{_e(artifacts.EXPORT.path(paths))}</code> still holds the last published model"
+                  if artifacts.EXPORT_RECORD.path(paths).is_file() else "no model has been published yet")
+        return f"<p>{_verdict(False, '', 'nothing published by this run')}: {_e(failure)}; {before}.</p>"
     record = artifacts.EXPORT_RECORD.read(paths)
     parity, int8 = record.parity, record.int8 or {}
     rows = [[f"model.onnx, batch {b.split('_')[1]}", f"{parity[b]['max_abs_diff']:.2g}", f"{parity[b]['same_top1']}/"

@@ -10,7 +10,7 @@ import graft
 from graft import artifacts, provenance
 from graft.data.decode import Rules
 from graft.data.load import load_split, split_counts
-from graft.errors import GraftError
+from graft.errors import GateRefused, GraftError
 from graft.evaluate import gate, page
 from graft.export.publish import calibration_set, export
 from graft.model.saved import load
@@ -38,7 +38,7 @@ def run(params) -> None:
                         test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
                         rules=Rules.of(params.validate), settings=e, extra=extra, card_inputs=card, gate=decision)
     except GraftError as err:  # refused or failed: nothing published; the report says why
-        page.write(params, failure=str(err))
+        page.write(params, failure="the release gate refused the model" if isinstance(err, GateRefused) else str(err))
         print(f"export: report: {artifacts.REPORT.path(p)}")
         raise
     q = record.int8 or {}
