@@ -32,7 +32,8 @@ STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;color:#222;max-width:1080px;margin:0 auto;padding:0 24px 48px}
 header{margin-bottom:8px}h1{margin:20px 0 4px}h2{margin:32px 0 8px}
 nav{display:flex;flex-wrap:wrap;gap:4px 14px;margin-bottom:12px}section{border-top:1px solid #eee}
-table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 9px;text-align:left}
+table{border-collapse:collapse;margin:8px 0;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #ccc;padding:3px 9px;text-align:left}
 td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
 img{max-width:100%;height:auto;display:block;margin:8px 0}code,pre{background:#f6f6f6;font-size:13px}
 pre{padding:8px;overflow-x:auto}.ok{color:#11772d;font-weight:600}.bad{color:#b3261e;font-weight:600}
