@@ -34,6 +34,10 @@ KNOWN = re.compile("|".join([
     _PREFIX + r"cuda_platform\.cc:\d+\] failed call to cuInit: .*UNKNOWN ERROR \(303\)",
     # tf.data's graphs carry an attribute the installed op registry does not list: harmless, printed per dataset
     _PREFIX + r"node_def_util\.cc:\d+\] NodeDef mentions attribute use_unbounded_threadpool which is not in the op",
+    # a performance hint when a stage scores several models in a row (evaluate: head, fine-tuned, scratch); the
+    # scores are the same either way
+    r"WARNING:tensorflow:\d+ out of the last \d+ calls to <function \S+ at 0x[0-9a-f]+> triggered tf\.function "
+    r"retracing\.",
 ]))
 NP_OBJECT = r"In the future `np\.object` will be defined as the corresponding NumPy scalar"
 PARTIAL_AFTER = 0.1  # seconds: a line without its newline yet (a progress bar) is copied after this long
