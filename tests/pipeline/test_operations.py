@@ -215,7 +215,7 @@ def test_push_then_pull_into_a_fresh_clone_restores_data_and_models_exactly(proj
     run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
     assert not (clone / EXPORT).exists()
     dvc(clone, "pull")
-    for folder in ("data/raw", "data/split", "reports/validation", "models", "registry", "metrics", "plots"):
+    for folder in ("data/raw", "data/split", "reports/validation", "models", "reports", "metrics", "plots"):
         original = tree_hashes(project / folder)
         assert original and tree_hashes(clone / folder) == original, folder
     assert up_to_date(clone)
