@@ -7,8 +7,8 @@ One run at a time: a trigger that finds the pipeline busy waits up to ``wait_sec
 ends ``Cancelled`` with the reason, never touching the workspace. ``params`` overrides (dotted
 keys, as ``dvc exp run -S``) are checked by graft.config and written into params.yaml under the
 lock, before any stage runs (graft.pipeline.overrides). After the stages, the run publishes
-Prefect artifacts: the validation summary, the metrics table, the gate result and links to the
-confusion matrix and the model card.
+Prefect artifacts with their content (readable in a remote UI): the validation summary, the
+metrics and gate tables, the confusion matrix's counts and the model card.
 
 Retries only where a retry is safe and can help: publishing artifacts (it only reads files), and
 a stage that DVC refused to start because another ``dvc`` process held the repository lock
@@ -19,13 +19,15 @@ data, a param, the gate, a bug), a retry would repeat minutes of training and bu
 from __future__ import annotations
 
 import collections
+import csv
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.states import Cancelled, Completed
 
 from graft import artifacts, config
@@ -87,8 +89,8 @@ def run_stage(stage: str, root: str, timeout: float, lock_fd: int | None = None)
 def publish(root: str) -> None:
     """Prefect artifacts from the run's records (paths from params.yaml, relative to ``root``)."""
     base = Path(root)
-    paths = config.load(base / "params.yaml").paths
-    paths = paths.model_copy(update={name: base / value for name, value in paths.model_dump().items()})
+    loaded = config.load(base / "params.yaml")
+    paths = loaded.paths.model_copy(update={name: base / value for name, value in loaded.paths.model_dump().items()})
     validation = artifacts.VALIDATION_SUMMARY.read_or_none(paths)
     if validation:
         counts = "\n".join(f"| {c} | {n} |" for c, n in validation.class_counts.items())
@@ -102,15 +104,24 @@ def publish(root: str) -> None:
             {"model": name, **getattr(scores, name).model_dump(include={"accuracy", "loss", "macro_f1", "ece", "errors"})}
             for name in ("head", "finetuned")])
     gate = artifacts.GATE.read_or_none(paths)
-    if gate:
-        create_markdown_artifact(key="graft-gate", description="Release gate",
-                                 markdown="## Gate: " + ("blessed" if gate.blessed else "NOT blessed") + "\n\n"
-                                          + "\n".join(f"- {r}" for r in gate.reasons))
-    for key, artifact, text in (("graft-confusion-matrix", artifacts.CONFUSION_PNG, "confusion matrix"),
-                                ("graft-model-card", artifacts.MODEL_CARD, "model card")):
-        path = artifact.path(paths)
-        if path.is_file():
-            create_link_artifact(key=key, link=path.resolve().as_uri(), link_text=text)
+    if gate:  # a table: one row per check, its measured value, its threshold and whether it passed
+        create_table_artifact(key="graft-gate", description="Release gate: " + ("blessed" if gate.blessed else
+                              "NOT blessed: " + "; ".join(gate.reasons)),
+                              table=[{"check": name, **check} for name, check in gate.checks.items()])
+    confusion = artifacts.CONFUSION.path(paths)
+    if confusion.is_file():  # the counts, from the fine-tuned model's per-image rows (a PNG is no use in a remote UI)
+        with open(confusion, newline="") as f:
+            pairs = collections.Counter((row["actual"], row["predicted"]) for row in csv.DictReader(f))
+        classes = loaded.data.target_classes
+        rows = "\n".join(f"| **{a}** | " + " | ".join(str(pairs[a, p]) for p in classes) + " |" for a in classes)
+        create_markdown_artifact(key="graft-confusion-matrix", description="Confusion matrix of the fine-tuned model",
+                                 markdown="## Confusion matrix (test split, fine-tuned)\n\nrows: actual, columns: "
+                                          f"predicted\n\n| | {' | '.join(classes)} |\n|---|"
+                                          + "---:|" * len(classes) + f"\n{rows}\n")
+    card = artifacts.MODEL_CARD.path(paths)
+    if card.is_file():
+        create_markdown_artifact(key="graft-model-card", description="Model card of the exported model",
+                                 markdown=card.read_text())
 
 
 def pipeline_for(root: str | Path, *, allow_path_overrides: bool = False):
@@ -167,10 +178,16 @@ def batch_predict(images: str, model: str, out: str) -> dict:
     return summary
 
 
+# One run of a deployment at a time, on the Prefect side: a run triggered while another is going is
+# cancelled by the server (Cancelled in the UI, nothing started). prefect.yaml says the same for the
+# work-pool route. The pipeline lock stays for runs outside a deployment (a temporary server).
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
 def serve(*, root: str, name: str, schedule: dict, wait_seconds: float, params: dict[str, Any],
           allow_path_overrides: bool = False) -> None:
     """Serve the project's pipeline as a scheduled deployment (needs a real Prefect server:
-    PREFECT_API_URL). ``global_limit=1`` keeps one run at a time on the Prefect side too; the
-    pipeline's own lock turns any overlap into a clean "pipeline busy"."""
+    PREFECT_API_URL), limited to one run at a time with ``CANCEL_NEW`` (:data:`ONE_AT_A_TIME`);
+    the pipeline's own lock still turns any other overlap into a clean "pipeline busy"."""
     pipeline_for(root, allow_path_overrides=allow_path_overrides).serve(
-        name=name, global_limit=1, **schedule, parameters={"wait_seconds": wait_seconds, "params": params})
+        name=name, global_limit=ONE_AT_A_TIME, **schedule, parameters={"wait_seconds": wait_seconds, "params": params})
