@@ -144,7 +144,7 @@ def stages() -> list[str]:
 def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) -> Path:
     """A temp copy of the project (pipeline, params, code) as a git + DVC repo on tiny data."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "flows", "src"):
+    for name in ("dvc.yaml", "prefect.yaml", "flows", "src"):
         src = ROOT / name
         (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
          if src.is_dir() else shutil.copy2(src, root / name))
