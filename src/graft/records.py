@@ -114,6 +114,10 @@ class Interval(Record):
     confidence: float  # 0.95: a 95% interval
     method: str  # "wilson"
 
+    def span(self, fmt: str) -> str:
+        """"95% interval 99.49%-99.92%" with ``fmt`` ".2%" (every reader spells an interval this way)."""
+        return f"{self.confidence:.0%} interval {self.low:{fmt}}-{self.high:{fmt}}"
+
 
 class Scores(Record):
     """One model on the test split (graft.evaluate.metrics.report)."""

@@ -20,7 +20,7 @@ from graft import artifacts, registry
 from graft.errors import GateRefused
 from graft.evaluate.lift import in_words
 from graft.evaluate.metrics import wilson_interval
-from graft.records import BlessedRecord, GateRecord, LiftRecord
+from graft.records import BlessedRecord, GateRecord, Interval, LiftRecord
 
 GUIDE = "docs/evaluation.md"  # how to choose the thresholds for your own data
 
@@ -68,10 +68,6 @@ def _named(record: BlessedRecord) -> str:
     return f"{registry.MODEL} {record.version}, commit {str(record.git_revision)[:12]}"
 
 
-def _span(low: float, high: float, confidence: float) -> str:
-    return f"{confidence:.0%} interval {low:.4f}-{high:.4f}"
-
-
 def hints(*, scores, checks: dict, failed: list[str], baseline: LiftRecord | None, min_accuracy: float,
           min_class_recall: float, max_regression: float) -> list[str]:
     """What a refusal shows: the measured accuracy with its interval, the scratch baseline, and
@@ -79,7 +75,7 @@ def hints(*, scores, checks: dict, failed: list[str], baseline: LiftRecord | Non
     ci = scores.accuracy_interval
     measured = f"measured: test accuracy {scores.accuracy:.4f} on {scores.images} test images"
     if ci is not None:
-        measured += (f" ({_span(ci.low, ci.high, ci.confidence)}, {ci.method}: a threshold inside it cannot tell "
+        measured += (f" ({ci.span('.4f')}, {ci.method}: a threshold inside it cannot tell "
                      "this model from a slightly better or worse one)")
     out = [measured]
     if baseline is None or baseline.accuracy_points is None:
@@ -100,7 +96,7 @@ def hints(*, scores, checks: dict, failed: list[str], baseline: LiftRecord | Non
         if ci is not None:
             low, high = wilson_interval(successes=round(worst.recall * worst.support), trials=worst.support,
                                         confidence=ci.confidence)
-            span = f", {_span(low, high, ci.confidence)}"
+            span = f", {Interval(low=low, high=high, confidence=ci.confidence, method=ci.method).span('.4f')}"
         out.append(f"consider gate.min_class_recall (now {min_class_recall}): the lowest recall is {name}'s "
                    f"{worst.recall:.4f} on its {worst.support} test images{span}; classes that look alike "
                    "(the confusion matrix, plots/confusion.png) need a lower one")

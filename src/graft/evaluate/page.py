@@ -111,7 +111,7 @@ def scores_section(scores, *, classes, scratch_shipped: bool) -> str:
     shipped = "from scratch (shipped)" if scratch_shipped else "fine-tuned (shipped)"
     for name, s in (("head phase", scores.head), (shipped, scores.finetuned)):
         ci = s.accuracy_interval
-        rows.append([name, _pct(s.accuracy), f"{ci.low:.2%}-{ci.high:.2%} ({ci.confidence:.0%})" if ci else "n/a",
+        rows.append([name, _pct(s.accuracy), ci.span(".2%") if ci else "n/a",
                      round(s.loss, 4), round(s.macro_f1, 4), round(s.ece, 4), f"{s.errors}/{s.images}",
                      *(f"{s.per_class[c].precision:.2f} / {s.per_class[c].recall:.2f}" for c in classes)])
     return _table(["model", "accuracy", "interval", "loss", "macro-F1", "ECE", "errors",
@@ -131,7 +131,7 @@ def errors_section(paths) -> str:
 def lift_section(lift, *, shipped) -> str:
     if lift.unavailable:
         return f"<p>No transfer lift: {_e(lift.unavailable)}.</p>"
-    rows = [[name, _pct(acc), f"{ci.low:.2%}-{ci.high:.2%} ({ci.confidence:.0%})" if ci else "n/a"]
+    rows = [[name, _pct(acc), ci.span(".2%") if ci else "n/a"]
             for name, acc, ci in (("transfer (fine-tuned)", shipped.accuracy, shipped.accuracy_interval),
                                   ("scratch: the same network from random weights, same images and epochs",
                                    lift.scratch_accuracy, lift.scratch_interval))]

@@ -32,7 +32,7 @@ def summarize(params) -> str:
     if scores:
         for s, label in ((scores.head, "head phase (base frozen)"), (scores.finetuned, final)):
             ci = s.accuracy_interval
-            span = f", {ci.confidence:.0%} interval {ci.low:.2%}-{ci.high:.2%}" if ci else ""
+            span = f", {ci.span('.2%')}" if ci else ""
             lines.append(f"{label + ':':26s} test accuracy {s.accuracy:.2%} ({s.errors} errors in {s.images}{span})")
     if lift and lift.not_transferred:
         lines.append(f"{'transfer lift:':26s} none: {lift.unavailable}")

@@ -33,8 +33,6 @@ def run(params) -> None:
     artifacts.LIFT.write(p, gain)
     write_plots(params, test=test, reports=reports, probs=probs)
     for name, s in (("head", record.head), ("finetuned", record.finetuned)):
-        ci = s.accuracy_interval
-        print(f"evaluate: {name:9s} test accuracy {s.accuracy:.4f} ({ci.confidence:.0%} interval {ci.low:.4f}-"
-              f"{ci.high:.4f}), loss {s.loss:.4f}, macro-F1 {s.macro_f1:.4f}, ECE {s.ece:.4f}, {s.errors} errors in "
-              f"{s.images} images")
+        print(f"evaluate: {name:9s} test accuracy {s.accuracy:.4f} ({s.accuracy_interval.span('.4f')}), loss "
+              f"{s.loss:.4f}, macro-F1 {s.macro_f1:.4f}, ECE {s.ece:.4f}, {s.errors} errors in {s.images} images")
     print(f"evaluate: {lift.describe(gain)}")
