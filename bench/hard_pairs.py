@@ -224,31 +224,48 @@ def summarize(runs: list[dict], confidence: float) -> list[dict]:
             hits, n = sum(int(np.sum(r["correct"][name])) for r in group), sum(len(r["correct"][name]) for r in group)
             row[name] = {"mean": statistics.fmean(per_seed), "std": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0,
                          "interval": wilson_interval(successes=hits, trials=n, confidence=confidence), "runs": per_seed}
-        for base in ("scratch", "homl"):
-            ours = np.concatenate([r["correct"]["advised"] for r in group]).astype(bool)
-            theirs = np.concatenate([r["correct"][base] for r in group]).astype(bool)
-            row[f"over_{base}"] = {"points": (row["advised"]["mean"] - row[base]["mean"]) * 100,
-                                   "p_value": mcnemar_p(first_only=int((ours & ~theirs).sum()),
-                                                        second_only=int((~ours & theirs).sum()))}
+        for key, a, b in (("over_scratch", "advised", "scratch"), ("over_homl", "advised", "homl"),
+                          ("pseudo_over_advised", "pseudo", "advised")):
+            if a not in row:
+                continue
+            ours = np.concatenate([r["correct"][a] for r in group]).astype(bool)
+            theirs = np.concatenate([r["correct"][b] for r in group]).astype(bool)
+            row[key] = {"points": (row[a]["mean"] - row[b]["mean"]) * 100,
+                        "p_value": mcnemar_p(first_only=int((ours & ~theirs).sum()), second_only=int((~ours & theirs).sum()))}
         rows.append(row)
     return rows
 
 
-COLUMNS = ("head", "finetune_top", "advised", "pseudo", "scratch", "homl", "homl_scratch")
+COLUMNS = ("head", "finetune_top", "finetune_all", "advised", "pseudo", "scratch", "homl", "homl_scratch")
+SHARED = ("scratch", "homl", "homl_scratch")  # the same for every variant of a pair
 
 
 def markdown(rows: list[dict], confidence: float) -> str:
-    head = ("| pair | variant | model A (source test) | " + " | ".join(COLUMNS)
-            + f" | graft's {confidence:.0%} interval (all seeds' test images) | graft - scratch (McNemar p) | graft - homl (p)"
-            + " | advisor picked |")
+    """Two tables: every recipe's test accuracy per seed (task x variant x recipe x seed) with
+    mean, standard deviation and the Wilson interval of all seeds' test images together; then
+    per variant graft's lift over scratch and over the Hands-On ML replay with McNemar's p."""
+    seeds = sorted({s for r in rows for s in r["seeds"]})
+    head = ("| pair | variant | recipe | model A (source test) | " + " | ".join(f"seed {s}" for s in seeds)
+            + f" | mean | std | {confidence:.0%} interval |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    shown = set()  # a recipe another variant shares (scratch, or the teacher of self-training) is shown once
     for r in rows:
-        cells = [f"{r[c]['mean']:.2%} ± {r[c]['std'] * 100:.2f}" if c in r else "" for c in COLUMNS]
-        low, high = r["advised"]["interval"]
-        lines.append(f"| {r['pair']} | {r['variant']} | {r['source_test_accuracy']:.2%} | " + " | ".join(cells)
-                     + f" | {low:.2%} to {high:.2%}"
-                     + "".join(f" | {r[k]['points']:+.2f} ({r[k]['p_value']:.2g})" for k in ("over_scratch", "over_homl"))
-                     + f" | {', '.join(r['picks'])} |")
+        for c in COLUMNS:
+            if c not in r or (r["pair"], c, tuple(r[c]["runs"])) in shown:
+                continue
+            shown.add((r["pair"], c, tuple(r[c]["runs"])))
+            per_seed = dict(zip(r["seeds"], r[c]["runs"], strict=True))
+            low, high = r[c]["interval"]
+            source = "" if c.startswith("homl") or c == "scratch" else f"{r['source_test_accuracy']:.2%}"
+            lines.append(f"| {r['pair']} | {'' if c in SHARED else r['variant']} | {c} | {source} | "
+                         + " | ".join(f"{per_seed[s]:.2%}" if s in per_seed else "" for s in seeds)
+                         + f" | {r[c]['mean']:.2%} | {r[c]['std'] * 100:.2f} | {low:.2%} to {high:.2%} |")
+    lines += ["", "| pair | variant | advisor picked (per seed) | graft - scratch, points (McNemar p) | "
+              "graft - Hands-On ML replay (p) | self-training - graft (p) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['pair']} | {r['variant']} | {', '.join(r['picks'])} | "
+                     + " | ".join(f"{r[k]['points']:+.2f} ({r[k]['p_value']:.2g})" if k in r else ""
+                                  for k in ("over_scratch", "over_homl", "pseudo_over_advised")) + " |")
     return "\n".join(lines)
 
 
