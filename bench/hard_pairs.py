@@ -8,7 +8,7 @@ Per pair (two target classes; the source task is the other 8 classes, as for the
 per seed, from Debian's Fashion-MNIST (graft.data.fashion_mnist, the ingest stage's reader):
 
 - target data: of each class's 6,000 training images, a seeded draw of 1,000 for validation and
-  100 labelled for training (the rest is the unlabelled pool, unused here); test: the official
+  100 labelled for training (the rest is the unlabelled pool, read only by self-training); test: the official
   1,000 test images per class, the same for every seed and recipe, so every pair of recipes is
   compared on the same images (exact McNemar, graft.evaluate.lift);
 - model A: the project's compact CNN pretrained on the 8 source classes with params.yaml's
@@ -28,10 +28,11 @@ per seed, from Debian's Fashion-MNIST (graft.data.fashion_mnist, the ingest stag
 ``--variant NAME=JSON`` adds a recipe: params.yaml with JSON's changes (nested sections, as
 params.yaml has them), e.g. ``wide='{"base": {"filters": [32, 64, 128]}}'``; model A is
 pretrained again when the changes touch it. ``"pseudo_threshold": 0.95`` in JSON (not a params
-key) adds one round of self-training on the unlabelled pool (:func:`self_train`). Results accumulate in ``--out`` (a stopped bench
-resumes); ``--summarize-only`` prints the table of what is there. ``--folders DIR`` also writes
-each pair in the layout of a user's folder (``DIR/<pair>/{train,test}/<class>/*.png``, every
-training image; set ``data.target: folder`` and ``paths.target`` to it to run the pipeline).
+key) adds one round of self-training on the unlabelled pool (:func:`self_train`). Results
+accumulate in ``--out`` (a stopped bench resumes); ``--summarize-only`` prints the table of
+what is there. ``--folders DIR`` also writes each pair in the layout of a user's folder
+(``DIR/<pair>/{train,test}/<class>/*.png``, every training image; set ``data.target: folder``
+and ``paths.target`` to it to run the pipeline).
 """
 
 from __future__ import annotations
