@@ -50,7 +50,6 @@ class FeaturesRecord(Record):
     base: str | None = None
     pooling: str | None = None
     shape: list[int] | None = None
-    images_per_second: float | None = None
     train: dict[str, int] | None = None
     valid: dict[str, int] | None = None
 

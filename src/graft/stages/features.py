@@ -16,9 +16,9 @@ def run(params) -> None:
         with precision.policy(params.precision):  # the frozen base computes as train_head's will
             features, speed = compute(source=load(artifacts.SOURCE_MODEL.path(params.paths)), params=params,
                                       train=(train.x, train.y), valid=(valid.x, valid.y))
-    record = write(params=params, out_dir=artifacts.FEATURES.path(params.paths), features=features, speed=speed)
+    record = write(params=params, out_dir=artifacts.FEATURES.path(params.paths), features=features)
     if record.cached:
         print(f"features: {record.train['images']} train and {record.valid['images']} valid images through the "
-              f"frozen {record.base} base once ({record.shape} each, {record.images_per_second:.0f} images/s)")
+              f"frozen {record.base} base once ({record.shape} each, {speed:.0f} images/s)")
     else:
         print(f"features: not cached ({record.reason}); train_head runs the frozen base every epoch")

@@ -71,9 +71,11 @@ def compute(*, source, params, train: tuple[np.ndarray, np.ndarray],
     return Features(train=(features[:len(train[0])], train[1]), valid=(features[len(train[0]):], valid[1])), speed
 
 
-def write(*, params, out_dir: Path, features: Features | None, speed: float | None) -> FeaturesRecord:
+def write(*, params, out_dir: Path, features: Features | None) -> FeaturesRecord:
     """Write ``out_dir``: {train,valid}.npz and features.json, or, when the features are not to
-    be cached (``features`` None), only the record of why; return the record."""
+    be cached (``features`` None), only the record of why; return the record. The same features
+    give the same bytes (no timings in the record; np.savez dates its entries 1980-01-01): DVC re-runs
+    nothing after a features stage that re-ran with the same result."""
     with atomic_path(out_dir, directory=True) as tmp:
         if features is None:
             record = FeaturesRecord(cached=False, reason=why_not_cached(params))
@@ -82,7 +84,7 @@ def write(*, params, out_dir: Path, features: Features | None, speed: float | No
                 x, y = getattr(features, name)
                 np.savez(tmp / f"{name}.npz", x=x, y=y)
             record = FeaturesRecord(cached=True, key=key(params), base=params.base.kind, pooling=params.head.pooling,
-                                    shape=list(features.train[0].shape[1:]), images_per_second=round(speed, 1),
+                                    shape=list(features.train[0].shape[1:]),
                                     **{name: {"images": len(getattr(features, name)[1])} for name in ARRAYS})
         write_json(tmp / artifacts.FEATURES_RECORD.name, record.to_json())
     return record
