@@ -23,7 +23,7 @@ from graft.model.saved import load
 from graft.model.surgery import feature_extractor, unfreeze_top
 from graft.train.augment import augmenter
 from graft.train.features import Features, extract
-from graft.train.fit import EpochOrder, batches, class_weights, fit, learning_rate, seed_everything
+from graft.train.fit import EpochOrder, batches, class_weights, classifier_loss, fit, learning_rate, seed_everything
 from graft.train.history import read
 from graft.train.recipe import train_head
 from graft.train.resume import backup_dir
@@ -94,6 +94,33 @@ def test_learning_rate_schedules():
 def test_balanced_class_weights():
     assert class_weights(np.array([0, 0, 0, 1]), "none") is None
     assert class_weights(np.array([0, 0, 0, 1]), "balanced") == {0: pytest.approx(4 / 6), 1: 2.0}
+
+
+def test_label_smoothing_mixes_each_label_with_the_uniform_distribution():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
+    y = np.array([0, 2])
+    smoothed = keras.ops.convert_to_numpy(classifier_loss(0.3)(y, probs))
+    target = 0.7 * np.eye(3)[y] + 0.3 / 3
+    np.testing.assert_allclose(smoothed, -(target * np.log(probs)).sum(1), rtol=1e-5)
+    assert classifier_loss(0.0) == "sparse_categorical_crossentropy"  # off: Keras' own loss, unchanged
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    x[:, 0] += np.where(y, 3.0, -3.0)  # separable by far: unsmoothed, the probabilities run to 0 and 1
+    confidence = {}
+    for s in (0.0, 0.2):
+        seed_everything(0)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+        fit(model, train=(x, y), valid=(x, y), recipe=head_params(epochs=30, batch_size=8, lr=0.1, label_smoothing=s),
+            seed=0)
+        confidence[s] = model.predict(x, verbose=0).max(1)
+    assert np.median(confidence[0.0]) > 0.99
+    assert 0.85 < np.median(confidence[0.2]) < 0.95  # 0.9: the smoothed target of 2 classes at 0.2
+
+
+def test_label_smoothing_is_refused_for_the_autoencoder():
+    with pytest.raises(Exception, match="pretrain.label_smoothing"):
+        params({"pretrain": {"method": "autoencoder", "label_smoothing": 0.1}})
 
 
 def test_early_stopping_stops_when_validation_loss_rises(source, data):

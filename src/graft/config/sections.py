@@ -169,6 +169,9 @@ class Fit(Section):
     class_weight: ClassWeight = _field("none, or balanced: weight classes by n / (classes * count)")
     min_steps: int = _field("at least this many optimizer steps in all (a small set is repeated within each epoch); "
                             "0: epochs alone set the budget", ge=0)
+    label_smoothing: float = _field("share of each label's probability spread evenly over all classes in the training "
+                                    "loss (the validation loss that picks the best epoch is smoothed too); 0: off",
+                                    ge=0, lt=1)
 
     @model_validator(mode="after")
     def _warmup(self):
@@ -189,6 +192,13 @@ class Pretrain(Fit):
                         "default one to paths.source); autoencoder, a folder of unlabelled images (given paths.target, "
                         "its test/ and valid/ are left out)")
     valid_fraction: Fraction = _field("share of the source training images held out for validation")
+
+    @model_validator(mode="after")
+    def _smoothing(self):
+        if self.method == "autoencoder" and self.label_smoothing:
+            raise ParamError("pretrain.label_smoothing", f"{self.label_smoothing}; the autoencoder has no labels to "
+                             "smooth: set it to 0")
+        return self
 
 
 class Head(Fit):

@@ -140,9 +140,24 @@ def batches(arrays: tuple[np.ndarray, ...], *, batch_size: int, seed: int, epoch
     return tf.data.Dataset.zip(order.batch(batch_size), data).map(lambda i, d: tuple(tf.gather(a, i) for a in d))
 
 
+def classifier_loss(label_smoothing: float):
+    """Cross-entropy of integer labels against softmax probabilities; with ``label_smoothing``
+    (Szegedy et al. 2016) each label is the one-hot vector mixed with the uniform distribution at
+    that share. (Keras' sparse cross-entropy takes no smoothing; its dense one needs one-hot labels.)"""
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+
+    def smoothed_crossentropy(y_true, y_pred):
+        labels = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), y_pred.shape[-1],
+                                   dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=label_smoothing)
+
+    return smoothed_crossentropy
+
+
 def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray],
         recipe, seed: int, lr: float | None = None, augment=None,
-        backup: Path | None = None, live: Path | None = None, loss: str = "sparse_categorical_crossentropy",
+        backup: Path | None = None, live: Path | None = None, loss: str | None = None,
         metrics: tuple[str, ...] = ("accuracy",)) -> FitResult:
     """Compile ``model`` with Adam (``lr``, else ``recipe.lr``) and train it as ``recipe`` (a
     :class:`graft.config.sections.Fit` section) says;
@@ -151,7 +166,8 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
     ``augment`` trains through a wrapper with augmentation layers (``model`` itself never gets
     them); ``backup`` makes the phase resumable (see the module docstring); ``live`` is the phase's
     DVCLive folder (graft.train.history), a step an epoch, continued after a resume. ``loss`` and ``metrics``
-    are a classifier's unless given (the autoencoder passes its reconstruction loss and none)."""
+    are a classifier's unless given (the autoencoder passes its reconstruction loss and none); the
+    classifier's loss is smoothed by ``recipe.label_smoothing``."""
     lr = recipe.lr if lr is None else lr
     trainer = with_augmentation(model, augment, seed=seed) if augment is not None and augment.enabled else model
     train = repeated(train, batch_size=recipe.batch_size, steps=math.ceil(recipe.min_steps / recipe.epochs))
@@ -159,7 +175,8 @@ def fit(model: keras.Model, *, train: tuple[np.ndarray, np.ndarray], valid: tupl
     validation_batch, per_call = loop_settings(recipe.batch_size)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate(lr, recipe, steps),
                                                     clipnorm=recipe.clipnorm),
-                    loss=loss, metrics=list(metrics), steps_per_execution=per_call)
+                    loss=classifier_loss(recipe.label_smoothing) if loss is None else loss, metrics=list(metrics),
+                    steps_per_execution=per_call)
     with state_dir(backup) as state:
         keeper = BestWeights()
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience) if recipe.patience else None
