@@ -20,7 +20,7 @@ run: install data repo ## set up, get the default data, run the whole pipeline, 
 
 test: install browser ## lint, then the whole test suite (unit, data, pipeline, consumer tiers)
 	ruff check src tests flows bench
-	pytest -n auto --dist loadfile  # every core; a file's tests share one worker (and its fixtures)
+	pytest -n auto --dist loadfile --no-loadscope-reorder  # every core; a file's tests on one worker; longest first (conftest)
 
 install: $(VENV)/.installed
 

@@ -153,12 +153,13 @@ def test_dvc_repro_killed_inside_every_stage_in_turn(user_project, tmp_path):
         redone = dvc(root, "repro").stdout  # the next run finishes, and redoes only the killed stage: the stages
         assert up_to_date(root), stage  # write the same bytes for the same result, so nothing after it changed
         assert [s for s in stages() if f"Running stage '{s}'" in redone] in ([stage], []), (stage, redone)  # []: run cache
-        # a killed stage's temporary files go at graft's next start: DVC may restore the stage from its run
-        # cache, and then graft never runs it again (they are never mistaken for outputs: graft's names)
-        subprocess.run([str(BIN / "graft"), "summary"], cwd=root, env=env(), capture_output=True, timeout=300)
-        assert leftovers(root) == [], (stage, "a killed writer's temporary files must be gone")
         assert untouched(mine) == before, stage
         assert json.loads((root / "models" / "export" / "export.json").read_text())["gate"]["blessed"], stage
+    # the killed stages' temporary files go at graft's next start (each kill above was one, and this is the
+    # last): DVC may restore a stage from its run cache, and then graft never runs it again (they are never
+    # mistaken for outputs: graft's names)
+    subprocess.run([str(BIN / "graft"), "summary"], cwd=root, env=env(), capture_output=True, timeout=300)
+    assert leftovers(root) == [], "a killed writer's temporary files must be gone"
 
 
 def stages_in_order(root: Path) -> list[str]:

@@ -167,8 +167,9 @@ if os.path.basename(sys.argv[0]) == "graft":  # the stage process, not DVC itsel
 
 
 def test_head_phase_killed_during_repro_resumes_on_the_next_repro(project, tmp_path):
-    """SIGKILL of `graft train_head` in the middle of `dvc repro`; the next `dvc repro` continues from
-    the last finished epoch, on the cached features, which a head-only change does not recompute."""
+    """SIGKILL of `graft train_head` in the middle of `dvc repro`; the next `dvc repro train_head`
+    continues from the last finished epoch, on the cached features, which a head-only change does
+    not recompute."""
     import os
     import subprocess
 
@@ -185,8 +186,8 @@ def test_head_phase_killed_during_repro_resumes_on_the_next_repro(project, tmp_p
         assert killed.returncode != 0 and "Running stage 'features'" not in killed.stdout
         assert "graft train_head: error" not in killed.stderr  # killed, not stopped by an error
         assert "deleted" in dvc(project, "status", "train_head").stdout  # DVC knows it did not finish
-        out = dvc(project, "repro").stdout
-        assert ran(out) == ["train_head", "finetune", "scratch", "evaluate", "export"]
+        out = dvc(project, "repro", "train_head").stdout  # (the stages after it are not this test's point)
+        assert ran(out) == ["train_head"]  # features are not recomputed
         assert "resuming from epoch 3/4" in out
         head = json.loads((project / "metrics" / "head.json").read_text())
         assert head["cached_features"] and head["resumed_from_epoch"] == 2 and head["epochs_run"] == 4
