@@ -44,7 +44,7 @@ def fake_fashion_mnist(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_project_run(tmp_path_factory, worker_id) -> tuple[Path, str]:
+def tiny_project_run(tmp_path_factory, worker_id, fake_fashion_mnist) -> tuple[Path, str]:
     """One real `dvc repro` of the whole pipeline on tiny data, shared by the slow tests: made once
     for the whole run (the first pytest-xdist worker to need it makes it, under a file lock, and
     the others wait for it), and each worker gets its own copy, so its tests may change it."""
@@ -52,7 +52,7 @@ def tiny_project_run(tmp_path_factory, worker_id) -> tuple[Path, str]:
     made, output = shared / "tiny-project", shared / "tiny-project.repro.txt"
     with FileLock(shared / "tiny-project.lock", timeout=900):  # a wait with an end: the repro takes ~80 s
         if not output.exists():
-            make_project(made, fake_data=write_fake_fashion_mnist(shared / "tiny-fashion-mnist"))
+            make_project(made, fake_data=fake_fashion_mnist)  # (the maker's; the copies read it too)
             output.write_text(dvc(made, "repro").stdout)  # written last: its presence says the project is whole
     copy = tmp_path_factory.mktemp("pipeline") / "project"
     subprocess.run(["cp", "-a", str(made), str(copy)], check=True, timeout=300)  # -a: hard links stay links (DVC's cache)

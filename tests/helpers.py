@@ -141,6 +141,11 @@ def stages() -> list[str]:
     return list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 
 
+def ran(output: str) -> list[str]:
+    """The stages a `dvc repro`'s output says it ran (not those it skipped or restored from its run cache)."""
+    return [s for s in stages() if f"Running stage '{s}'" in output]
+
+
 def make_project(root: Path, *, fake_data: Path, overrides: dict | None = None) -> Path:
     """A temp copy of the project (pipeline, params, code) as a git + DVC repo on tiny data."""
     root.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,11 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from graft.files import CHUNK
+
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold (reproducible builds use it)
 KERAS_METADATA, KERAS_CONFIG = "metadata.json", "config.json"
 SHARED_ID = "shared_object_id"  # Keras' key for an object used in several places of the config (its id())
-CHUNK = 1 << 20
 
 
 def _entry(name: str, compress_type: int) -> zipfile.ZipInfo:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, USER_FOLDER, dvc, env, make_project, stages, untouched, write_user_folder
+from tests.helpers import BIN, USER_FOLDER, dvc, env, make_project, ran, stages, untouched, write_user_folder
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def test_dvc_repro_killed_inside_every_stage_in_turn(user_project, tmp_path):
         assert published(root) == model, stage
         redone = dvc(root, "repro").stdout  # the next run finishes, and redoes only the killed stage: the stages
         assert up_to_date(root), stage  # write the same bytes for the same result, so nothing after it changed
-        assert [s for s in stages() if f"Running stage '{s}'" in redone] in ([stage], []), (stage, redone)  # []: run cache
+        assert ran(redone) in ([stage], []), (stage, redone)  # []: restored from the run cache
         assert untouched(mine) == before, stage
         assert json.loads((root / "models" / "export" / "export.json").read_text())["gate"]["blessed"], stage
     # the killed stages' temporary files go at graft's next start (each kill above was one, and this is the

@@ -12,15 +12,11 @@ import yaml
 
 from graft.pipeline.dag import stage_order
 from graft.train.history import read
-from tests.helpers import BIN, dvc, env, make_project, run, stages
+from tests.helpers import BIN, dvc, env, make_project, ran, run, stages
 
 pytestmark = pytest.mark.slow
 
 STAGES = stages()
-
-
-def ran(output: str) -> list[str]:
-    return [s for s in STAGES if f"Running stage '{s}'" in output]
 
 
 @pytest.fixture
