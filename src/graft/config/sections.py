@@ -188,9 +188,10 @@ class Pretrain(Fit):
     lr: float = _field("Adam's learning rate", gt=0)
     method: Literal["supervised", "autoencoder"] = _field(
         "supervised (the labelled source task) or autoencoder (learn from unlabelled images, no labels)")
-    data: Path = _field("what pretrain reads: supervised, a labelled {train,test}/<class>/ folder (ingest writes the "
-                        "default one to paths.source); autoencoder, a folder of unlabelled images (given paths.target, "
-                        "its test/ and valid/ are left out)")
+    data: Path = _field("what pretrain reads: supervised, labelled {train,test}/<class>/ folders of images, or "
+                        "{train,test}.npz archives (graft.data.packed; ingest writes the default source task so, to "
+                        "paths.source); autoencoder, a folder of unlabelled images (given paths.target, its test/ and "
+                        "valid/ are left out)")
     valid_fraction: Fraction = _field("share of the source training images held out for validation")
 
     @model_validator(mode="after")

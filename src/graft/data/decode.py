@@ -127,11 +127,18 @@ def decode(path: str | Path, *, height: int, width: int, channels: int, rules: R
     then resized bilinearly when the size differs. :class:`BadImage` names the file and why."""
     try:
         with open_image(path, rules) as img:
-            img = normalize(img, channels=channels)
-            if img.size != (width, height):
-                img = img.resize((width, height), Image.Resampling.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
+            return conform(img, height=height, width=width, channels=channels)
     except BadImage as err:
         message = str(err)
         raise BadImage(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def conform(img: Image.Image, *, height: int, width: int, channels: int) -> np.ndarray:
+    """A loaded image -> the model's input contract, uint8 (height, width, channels): :func:`normalize`d,
+    then resized bilinearly when the size differs (files through :func:`decode`, arrays through
+    graft.data.packed)."""
+    img = normalize(img, channels=channels)
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+    array = np.asarray(img, dtype=np.uint8)
     return array[..., None] if channels == 1 else array

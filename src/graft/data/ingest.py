@@ -1,8 +1,10 @@
-"""Write the default data as class-per-folder PNGs, or check the user's folder (stage ``ingest``).
+"""Write the default data, or check the user's folder (stage ``ingest``).
 
-Layout written: ``<source>/{train,test}/<class>/<split>-<index>.png`` for the source task and,
-when ``data.target`` is ``fashion_mnist``, ``<target>/{train,test}/<class>/...`` for the target
-task. ``<index>`` is the image's position in the official IDX file, so every PNG is traceable.
+Layout written: the source task as ``<source>/{train,test}.npz`` (graft.data.packed: one file
+per split, which DVC checks in a moment) and, when ``data.target`` is ``fashion_mnist``, the
+target task as class folders of PNGs, the layout of a user's own folder:
+``<target>/{train,test}/<class>/<split>-<index>.png``. ``<index>`` is the image's position in the
+official IDX file (in the archives, their ``index``), so every image is traceable.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from graft.data import fashion_mnist
+from graft.data import fashion_mnist, packed
 from graft.errors import TargetFolderError
 from graft.files import atomic_path
 from graft.records import IngestRecord
@@ -45,9 +48,19 @@ def write_pngs(*, images: np.ndarray, labels: np.ndarray, split: str, classes: S
     return counts
 
 
+def write_packed(*, images: np.ndarray, labels: np.ndarray, split: str, classes: Sequence[str], out: Path,
+                 per_class: int | None) -> dict[str, int]:
+    """As :func:`write_pngs`, into one archive ``out/<split>.npz`` (graft.data.packed)."""
+    picked = [np.flatnonzero(labels == fashion_mnist.CLASSES.index(name))[:per_class] for name in classes]
+    rows = np.concatenate(picked)
+    packed.write(packed.archive(out, split), images=images[rows], index=rows, classes=classes,
+                 labels=np.concatenate([np.full(len(r), i) for i, r in enumerate(picked)]))
+    return {name: len(r) for name, r in zip(classes, picked, strict=True)}
+
+
 def ingest(*, data, source_out: Path, target_dir: Path) -> IngestRecord:
-    """Write the source task (and, for ``data.target: fashion_mnist``, the default target task)
-    as PNG folders, from the ``data`` params section; return what was written."""
+    """Write the source task (and, for ``data.target: fashion_mnist``, the default target task),
+    from the ``data`` params section; return what was written."""
     if data.target == "folder":
         check_target_folder(target_dir, data.target_classes)
     images = fashion_mnist.load(data.fashion_mnist_dir)
@@ -59,11 +72,12 @@ def ingest(*, data, source_out: Path, target_dir: Path) -> IngestRecord:
                         data.target_test_per_class))
     for key, out, classes, train_cap, test_cap in outputs:
         with atomic_path(out, directory=True) as tmp:
+            write = write_packed if key == "source" else partial(write_pngs, label=str(out))
             written[key] = {
-                "train": write_pngs(images=images.train_images, labels=images.train_labels, split="train",
-                                    classes=classes, out=tmp, per_class=train_cap, label=str(out)),
-                "test": write_pngs(images=images.test_images, labels=images.test_labels, split="test",
-                                   classes=classes, out=tmp, per_class=test_cap, label=str(out)),
+                "train": write(images=images.train_images, labels=images.train_labels, split="train",
+                               classes=classes, out=tmp, per_class=train_cap),
+                "test": write(images=images.test_images, labels=images.test_labels, split="test",
+                              classes=classes, out=tmp, per_class=test_cap),
             }
     return IngestRecord(origin=images.origin, **written)
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from graft.data import packed
 from graft.data.decode import is_image_candidate
-from graft.data.load import decode_all, decode_args, load_folder
+from graft.data.load import Images, decode_all, decode_args, load_folder
 from graft.errors import NoUnlabelledImages
 from graft.model.autoencoder import autoencoder
 from graft.model.backbones import BASE_NAME
@@ -37,6 +38,14 @@ def holdout(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     order = np.random.default_rng(seed).permutation(n)
     cut = max(1, int(round(n * fraction)))
     return np.sort(order[cut:]), np.sort(order[:cut])
+
+
+def labelled(folder: Path, split: str, *, classes, height: int, width: int, channels: int, rules) -> Images:
+    """``split`` (train or test) of a labelled source: ingest's archive ``folder/<split>.npz``
+    (graft.data.packed) when there is one, else the class folders ``folder/<split>/<class>/``."""
+    if (path := packed.archive(folder, split)).is_file():
+        return packed.read(path, classes=classes, height=height, width=width, channels=channels)
+    return load_folder(Path(folder) / split, classes=classes, height=height, width=width, channels=channels, rules=rules)
 
 
 def resume_key(params, *arrays: np.ndarray) -> tuple:
@@ -65,7 +74,7 @@ def pretrain_supervised(*, params, backup_root: Path | None, live: Path | None =
             write_empty(live)  # nothing trained
         return source, PretrainRecord(**record)
     shape, classes, folder = decode_args(params), params.data.source_classes, params.pretrain.data
-    data = load_folder(folder / "train", classes=classes, **shape)
+    data = labelled(folder, "train", classes=classes, **shape)
     fit_idx, val_idx = holdout(len(data.y), fraction=params.pretrain.valid_fraction, seed=params.seed)
     backup = backup_root and backup_dir(backup_root, "pretrain", *resume_key(params, data.x, data.y))
     result = fit(source, train=(data.x[fit_idx], data.y[fit_idx]), valid=(data.x[val_idx], data.y[val_idx]),
@@ -73,7 +82,7 @@ def pretrain_supervised(*, params, backup_root: Path | None, live: Path | None =
     record.update(source_classes=list(classes), train_images=len(fit_idx), valid_images=len(val_idx),
                   best_epoch=result.best_epoch, valid_loss=result.best_val_loss,
                   valid_accuracy=result.history["val_accuracy"][result.best_epoch - 1])
-    test = load_folder(folder / "test", classes=classes, **shape)
+    test = labelled(folder, "test", classes=classes, **shape)
     if len(test.y):
         loss, accuracy = source.evaluate(test.x, test.y, batch_size=256, verbose=0)
         record.update(test_images=len(test.y), test_loss=float(loss), test_accuracy=float(accuracy))
