@@ -55,6 +55,7 @@ from graft.data.ingest import write_pngs
 from graft.evaluate.lift import mcnemar_p
 from graft.evaluate.metrics import wilson_interval
 from graft.model.build import build_source_model
+from graft.model.tta import with_tta
 from graft.strategy import advisor as advise
 from graft.strategy.measure import measure, random_features
 from graft.strategy.plan import plan_for
@@ -203,9 +204,12 @@ def graft_recipes(params, data, source, *, seed: int, pseudo: float | None) -> t
         if choice == "finetune_top":
             out["head"] = correct(result.head, test)
         out[choice] = correct(result.final, test)
+        if choice == advised:
+            out["advised+tta"] = correct(with_tta(result.final, "horizontal_flip"), test)
         if choice == advised and pseudo is not None:
             out["pseudo"] = self_train(params, data, source, teacher=result.final, plan=plan, seed=seed, threshold=pseudo)
-    out["scratch"] = correct(train_scratch(params=params, train=train, valid=valid, seed=seed)[0], test)
+    scratch = train_scratch(params=params, train=train, valid=valid, seed=seed)[0]
+    out["scratch"], out["scratch+tta"] = correct(scratch, test), correct(with_tta(scratch, "horizontal_flip"), test)
     out["advised"] = out[advised]
     return out, {"advised": advised, "probe_gain": m.probe_gain}
 
@@ -226,7 +230,8 @@ def summarize(runs: list[dict], confidence: float) -> list[dict]:
             row[name] = {"mean": statistics.fmean(per_seed), "std": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0,
                          "interval": wilson_interval(successes=hits, trials=n, confidence=confidence), "runs": per_seed}
         for key, a, b in (("over_scratch", "advised", "scratch"), ("over_homl", "advised", "homl"),
-                          ("pseudo_over_advised", "pseudo", "advised")):
+                          ("pseudo_over_advised", "pseudo", "advised"), ("tta_over_scratch", "advised+tta", "scratch"),
+                          ("tta_over_scratch_tta", "advised+tta", "scratch+tta")):
             if a not in row:
                 continue
             ours = np.concatenate([r["correct"][a] for r in group]).astype(bool)
@@ -237,8 +242,9 @@ def summarize(runs: list[dict], confidence: float) -> list[dict]:
     return rows
 
 
-COLUMNS = ("head", "finetune_top", "finetune_all", "advised", "pseudo", "scratch", "homl", "homl_scratch")
-SHARED = ("scratch", "homl", "homl_scratch")  # the same for every variant of a pair
+COLUMNS = ("head", "finetune_top", "finetune_all", "advised", "advised+tta", "pseudo", "scratch", "scratch+tta", "homl",
+           "homl_scratch")
+SHARED = ("scratch", "scratch+tta", "homl", "homl_scratch")  # the same for every variant of a pair
 
 
 def markdown(rows: list[dict], confidence: float) -> str:
@@ -257,16 +263,18 @@ def markdown(rows: list[dict], confidence: float) -> str:
             shown.add((r["pair"], c, tuple(r[c]["runs"])))
             per_seed = dict(zip(r["seeds"], r[c]["runs"], strict=True))
             low, high = r[c]["interval"]
-            source = "" if c.startswith("homl") or c == "scratch" else f"{r['source_test_accuracy']:.2%}"
+            source = "" if c.startswith(("homl", "scratch")) else f"{r['source_test_accuracy']:.2%}"
             lines.append(f"| {r['pair']} | {'' if c in SHARED else r['variant']} | {c} | {source} | "
                          + " | ".join(f"{per_seed[s]:.2%}" if s in per_seed else "" for s in seeds)
                          + f" | {r[c]['mean']:.2%} | {r[c]['std'] * 100:.2f} | {low:.2%} to {high:.2%} |")
     lines += ["", "| pair | variant | advisor picked (per seed) | graft - scratch, points (McNemar p) | "
-              "graft - Hands-On ML replay (p) | self-training - graft (p) |", "|---|---|---|---|---|---|"]
+              "graft - Hands-On ML replay (p) | self-training - graft (p) | graft with flip TTA - scratch (p) | "
+              "both with flip TTA (p) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['pair']} | {r['variant']} | {', '.join(r['picks'])} | "
                      + " | ".join(f"{r[k]['points']:+.2f} ({r[k]['p_value']:.2g})" if k in r else ""
-                                  for k in ("over_scratch", "over_homl", "pseudo_over_advised")) + " |")
+                                  for k in ("over_scratch", "over_homl", "pseudo_over_advised", "tta_over_scratch",
+                                            "tta_over_scratch_tta")) + " |")
     return "\n".join(lines)
 
 

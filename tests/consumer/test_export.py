@@ -272,6 +272,35 @@ def test_the_export_stage_s_refusal_teaches_from_the_run_s_own_records(tiny_proj
     assert "No model card: nothing was published" in report
 
 
+def test_flip_tta_is_inside_the_exported_model_and_evaluate_scores_what_it_predicts(tiny_project, tmp_path, monkeypatch):
+    """evaluate.tta: horizontal_flip. Consumers of model.onnx get the mean over the image and its
+    mirror image from onnxruntime alone, and evaluate's metrics are that model's."""
+    from graft import config
+    from graft.data.load import load_split
+    from graft.stages import evaluate as evaluate_stage
+    from graft.stages import export as export_stage
+
+    copy = tmp_path / "project"
+    shutil.copytree(tiny_project, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    plain = copy / "plain.onnx"
+    shutil.copy(copy / "models" / "export" / "model.onnx", plain)
+    p = changed(config.load(), {"evaluate": {"tta": "horizontal_flip"}, "export": {"quantize": False},
+                                "gate": {"min_accuracy": 0.0, "min_class_recall": 0.0}})
+    evaluate_stage.run(p)
+    export_stage.run(p)
+    shipped = copy / "models" / "export" / "model.onnx"
+    assert "ReverseSequence" in {n.op_type for n in onnx.load(str(shipped)).graph.node}
+    test = load_split(p, "test", progress=False)
+    got = onnx_predict(shipped, test.x, batch_size=32)
+    mean = (onnx_predict(plain, test.x, batch_size=32) + onnx_predict(plain, test.x[:, :, ::-1], batch_size=32)) / 2
+    np.testing.assert_allclose(got, mean, atol=1e-5)
+    metrics = json.loads((copy / "metrics" / "metrics.json").read_text())["finetuned"]
+    assert metrics["accuracy"] == pytest.approx(float((got.argmax(1) == test.y).mean()))
+    card = (copy / "models" / "export" / "model_card.md").read_text()
+    assert "mirror image: test-time augmentation is inside the model" in card
+
+
 def test_float_model_moves_to_nchw_before_scaling_the_pixels(folder):
     """The published float model runs its layout op on the uint8 pixels and scales after it
     (graft.export.passes: onnxruntime's Mul is slow on [N, 28, 28, 1]); parity held (above)."""

@@ -121,3 +121,20 @@ def test_scratch_model_is_the_same_architecture_all_trainable_with_fast_batchnor
     assert norms and all(layer.momentum == 0.9 for layer in norms)
     out = model.predict(np.zeros((3, 16, 16, 1), np.uint8), verbose=0)
     assert out.shape == (3, 2)
+
+
+def test_flip_tta_averages_the_image_and_its_mirror_and_none_is_the_model_itself(params, data):
+    from graft.model.tta import with_tta
+
+    model = graft_head(build_source_model(params), num_classes=2, head=NO_DROPOUT, seed=0)
+    assert with_tta(model, "none") is model
+    x = data[0]
+    tta = with_tta(model, "horizontal_flip")
+    plain, mirrored = model.predict(x, verbose=0), model.predict(x[:, :, ::-1], verbose=0)
+    assert not np.allclose(plain, mirrored, atol=1e-4)  # the images are not symmetric, so the mean differs from both
+    np.testing.assert_allclose(tta.predict(x, verbose=0), (plain + mirrored) / 2, atol=1e-6)
+    symmetric = np.concatenate([x[:, :, :8], x[:, :, :8][:, :, ::-1]], axis=2)
+    np.testing.assert_allclose(tta.predict(symmetric, verbose=0), model.predict(symmetric, verbose=0), atol=1e-6)
+    assert tta.input_shape == model.input_shape and tta.inputs[0].dtype == model.inputs[0].dtype
+    with pytest.raises(ValueError, match="unknown tta 'vertical'"):
+        with_tta(model, "vertical")

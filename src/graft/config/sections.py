@@ -266,6 +266,10 @@ class Evaluate(Section):
     confidence: float = _field("confidence level of evaluate's Wilson intervals of the test accuracies (0.95: 95%); the "
                                "transfer lift is significant when the exact McNemar test's p-value is below "
                                "1 - confidence", gt=0.5, lt=1)
+    tta: Literal["none", "horizontal_flip"] = _field(
+        "test-time augmentation of every scored model (head, fine-tuned, scratch) and of the exported one: none, or "
+        "horizontal_flip (the mean of the probabilities of the image and its mirror image, inside model.onnx too); "
+        "only for images whose mirror image is the same class (not digits or text)")
 
 
 class Gate(Section):

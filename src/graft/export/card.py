@@ -55,7 +55,9 @@ def render(*, classes, counts: Mapping[str, Mapping[str, int]], scores, lift, pr
         f"- input `{input_spec['name']}`: uint8 pixels 0-255, NHWC, "
         f"{input_spec['height']}x{input_spec['width']}x{input_spec['channels']}, any batch size; "
         f"resize bilinearly to that size after applying EXIF orientation (`graft predict` does this).",
-        "- output `probabilities`: softmax over the classes, in the order above.", "",
+        "- output `probabilities`: softmax over the classes, in the order above"
+        + (" (the mean over the image and its mirror image: test-time augmentation is inside the model, "
+           "`evaluate.tta: horizontal_flip`)." if params["evaluate"]["tta"] == "horizontal_flip" else "."), "",
         "## Data", "",
         "| split | " + " | ".join(classes) + " | total |",
         "|---|" + "---:|" * (len(classes) + 1),

@@ -10,13 +10,15 @@ from graft.data.load import load_split
 from graft.evaluate import lift
 from graft.evaluate.report import interval, score, scores, write_plots
 from graft.model.saved import load
+from graft.model.tta import with_tta
 from graft.records import MetricsRecord
 
 
 def run(params) -> None:
-    p, confidence = params.paths, params.evaluate.confidence
+    p, confidence, tta = params.paths, params.evaluate.confidence, params.evaluate.tta
     test = load_split(params, "test")
-    models = {"head": load(artifacts.HEAD_MODEL.path(p)), "finetuned": load(artifacts.FINETUNED_MODEL.path(p))}
+    models = {"head": with_tta(load(artifacts.HEAD_MODEL.path(p)), tta),
+              "finetuned": with_tta(load(artifacts.FINETUNED_MODEL.path(p)), tta)}
     reports, probs = score(models=models, x=test.x, y=test.y, classes=params.data.target_classes)
     record = MetricsRecord(**{name: scores(r, confidence=confidence) for name, r in reports.items()})
     artifacts.METRICS.write(p, record)
@@ -24,7 +26,8 @@ def run(params) -> None:
     gain = lift.transfer_lift(transferred=tuned.strategy != "scratch", why_not=tuned.reason or "",
                               scratch=baseline, transfer_accuracy=record.finetuned.accuracy)
     if gain.accuracy_points is not None:  # measured: on the same test images, is it more than chance?
-        scratch_probs = load(artifacts.SCRATCH_MODEL.require(p)).predict(test.x, batch_size=256, verbose=0)
+        scratch = with_tta(load(artifacts.SCRATCH_MODEL.require(p)), tta)
+        scratch_probs = scratch.predict(test.x, batch_size=256, verbose=0)
         gain = gain.model_copy(update={
             "scratch_interval": interval(accuracy=baseline.accuracy, images=baseline.test.images,
                                          confidence=confidence),

@@ -14,6 +14,7 @@ from graft.errors import GateRefused, GraftError
 from graft.evaluate import gate, page
 from graft.export.publish import calibration_set, export
 from graft.model.saved import load
+from graft.model.tta import with_tta
 
 
 def run(params) -> None:
@@ -33,9 +34,10 @@ def run(params) -> None:
             "finetune": artifacts.FINETUNE.read(p), "provenance": prov, "gate": decision,
             "params": params.model_dump(mode="json", by_alias=True)}
     calibration = calibration_set(train.x, seed=params.seed, count=e.calibration_images) if e.quantize else None
+    model = with_tta(load(artifacts.FINETUNED_MODEL.path(p)), params.evaluate.tta)  # the flip inside model.onnx too
     try:
-        record = export(model=load(artifacts.FINETUNED_MODEL.path(p)), out_dir=artifacts.EXPORT.path(p), test_x=test.x,
-                        test_y=test.y, calibration=calibration, classes=params.data.target_classes, image=params.image,
+        record = export(model=model, out_dir=artifacts.EXPORT.path(p), test_x=test.x, test_y=test.y,
+                        calibration=calibration, classes=params.data.target_classes, image=params.image,
                         rules=Rules.of(params.validate), settings=e, extra=extra, card_inputs=card, gate=decision)
     except GraftError as err:  # refused or failed: nothing published; the report says why
         page.write(params, failure="the release gate refused the model" if isinstance(err, GateRefused) else str(err))
