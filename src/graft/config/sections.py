@@ -41,7 +41,7 @@ BaseKind = Literal[tuple(KINDS)]  # type: ignore[valid-type]  (the backbones gra
 
 class Paths(Section):
     raw: Path = _field("ingest writes the default data here (DVC deletes it before ingest runs)")
-    source: Path = _field("where ingest writes the default source task, {train,test}/<class>/*.png; inside paths.raw")
+    source: Path = _field("where ingest writes the default source task, {train,test}.npz (graft.data.packed); inside paths.raw")
     target: Path = _field("the target task's images; with data.target: folder, your own images (outside paths.raw)")
     validation: Path = _field("the data gate's reports: manifest, GX results and Data Docs")
     report: Path = _field("the run's report: one self-contained HTML page, written by export")

@@ -52,9 +52,9 @@ def write_packed(*, images: np.ndarray, labels: np.ndarray, split: str, classes:
                  per_class: int | None) -> dict[str, int]:
     """As :func:`write_pngs`, into one archive ``out/<split>.npz`` (graft.data.packed)."""
     picked = [np.flatnonzero(labels == fashion_mnist.CLASSES.index(name))[:per_class] for name in classes]
-    rows = np.concatenate(picked)
+    rows = np.concatenate([np.zeros(0, np.int64), *picked])  # no classes: an empty archive
     packed.write(packed.archive(out, split), images=images[rows], index=rows, classes=classes,
-                 labels=np.concatenate([np.full(len(r), i) for i, r in enumerate(picked)]))
+                 labels=np.concatenate([np.zeros(0, np.int32), *(np.full(len(r), i) for i, r in enumerate(picked))]))
     return {name: len(r) for name, r in zip(classes, picked, strict=True)}
 
 

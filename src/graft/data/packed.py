@@ -1,8 +1,8 @@
 """A labelled image set as one NumPy archive per split: ``<folder>/{train,test}.npz``, the form
-ingest writes the default source task in (56,000 training images).
+ingest writes the default source task in (48,000 training and 8,000 test images).
 
 Why not class folders of PNGs, as for the target: DVC lists every file of a folder each time a
-stage names it (about 30 µs a file, docs/benchmarks.md "A no-op"), and the source task's 64,000
+stage names it (about 30 µs a file, docs/benchmarks.md "A no-op"), and the source task's 56,000
 PNGs made up most of a no-op ``dvc repro``. The target stays in class folders, the layout users
 bring and look at. A user's own source task may still be class folders (graft.train.pretrain
 reads either).
