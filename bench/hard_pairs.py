@@ -206,8 +206,8 @@ def graft_recipes(params, data, source, *, seed: int, pseudo: float | None) -> t
         out[choice] = correct(result.final, test)
         if choice == advised:
             out["advised+tta"] = correct(with_tta(result.final, "horizontal_flip"), test)
-        if choice == advised and pseudo is not None:
-            out["pseudo"] = self_train(params, data, source, teacher=result.final, plan=plan, seed=seed, threshold=pseudo)
+            if pseudo is not None:
+                out["pseudo"] = self_train(params, data, source, teacher=result.final, plan=plan, seed=seed, threshold=pseudo)
     scratch = train_scratch(params=params, train=train, valid=valid, seed=seed)[0]
     out["scratch"], out["scratch+tta"] = correct(scratch, test), correct(with_tta(scratch, "horizontal_flip"), test)
     out["advised"] = out[advised]

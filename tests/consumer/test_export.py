@@ -21,6 +21,7 @@ from graft.export.parity import onnx_predict
 from graft.export.publish import export, try_int8
 from graft.export.quantize import quantize
 from graft.model.saved import load
+from graft.model.tta import with_tta
 from graft.records import GateRecord
 from tests.helpers import changed, optimized_ops, params
 
@@ -299,6 +300,11 @@ def test_flip_tta_is_inside_the_exported_model_and_evaluate_scores_what_it_predi
     assert metrics["accuracy"] == pytest.approx(float((got.argmax(1) == test.y).mean()))
     card = (copy / "models" / "export" / "model_card.md").read_text()
     assert "mirror image: test-time augmentation is inside the model" in card
+    # the lift compares like with like: the baseline is scored with the same flip, by evaluate
+    scratch = with_tta(load(copy / "models" / "scratch" / "model.keras"), "horizontal_flip")
+    lift = json.loads((copy / "metrics" / "lift.json").read_text())
+    assert lift["scratch_accuracy"] == pytest.approx(float((scratch.predict(test.x, verbose=0).argmax(1) == test.y).mean()))
+    assert lift["accuracy_points"] == pytest.approx((metrics["accuracy"] - lift["scratch_accuracy"]) * 100, abs=1e-3)
 
 
 def test_float_model_moves_to_nchw_before_scaling_the_pixels(folder):

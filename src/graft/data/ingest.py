@@ -25,17 +25,21 @@ from graft.files import atomic_path
 from graft.records import IngestRecord
 
 
+def pick(labels: np.ndarray, classes: Sequence[str], per_class: int | None) -> list[np.ndarray]:
+    """Per class (names in Fashion-MNIST label order), the positions of its first ``per_class``
+    images in file order (all of them for None)."""
+    return [np.flatnonzero(labels == fashion_mnist.CLASSES.index(name))[:per_class] for name in classes]
+
+
 def write_pngs(*, images: np.ndarray, labels: np.ndarray, split: str, classes: Sequence[str],
                out: Path, per_class: int | None, label: str = "") -> dict[str, int]:
     """Write the images of ``classes`` (names in Fashion-MNIST label order) under ``out/split/``;
     at most ``per_class`` per class, the first ones in file order. Returns counts per class."""
     jobs = []
-    counts = {}
-    for name in classes:
-        indices = np.flatnonzero(labels == fashion_mnist.CLASSES.index(name))[:per_class]
+    picked = pick(labels, classes, per_class)
+    for name, indices in zip(classes, picked, strict=True):
         (out / split / name).mkdir(parents=True, exist_ok=True)
         jobs += [(out / split / name / f"{split}-{i:05d}.png", images[i]) for i in indices]
-        counts[name] = len(indices)
 
     def save(job):
         path, pixels = job
@@ -45,13 +49,13 @@ def write_pngs(*, images: np.ndarray, labels: np.ndarray, split: str, classes: S
         for _ in tqdm(pool.map(save, jobs), total=len(jobs), desc=f"writing {label or out}/{split}",
                       unit="img", file=sys.stderr, mininterval=1.0, disable=len(jobs) < 500):
             pass
-    return counts
+    return {name: len(indices) for name, indices in zip(classes, picked, strict=True)}
 
 
 def write_packed(*, images: np.ndarray, labels: np.ndarray, split: str, classes: Sequence[str], out: Path,
                  per_class: int | None) -> dict[str, int]:
     """As :func:`write_pngs`, into one archive ``out/<split>.npz`` (graft.data.packed)."""
-    picked = [np.flatnonzero(labels == fashion_mnist.CLASSES.index(name))[:per_class] for name in classes]
+    picked = pick(labels, classes, per_class)
     rows = np.concatenate([np.zeros(0, np.int64), *picked])  # no classes: an empty archive
     packed.write(packed.archive(out, split), images=images[rows], index=rows, classes=classes,
                  labels=np.concatenate([np.zeros(0, np.int32), *(np.full(len(r), i) for i, r in enumerate(picked))]))

@@ -52,14 +52,10 @@ def read(path: Path, *, classes: Sequence[str], height: int, width: int, channel
         raise MissingInput(f"{path}: no class {missing} (it has {stored}); list only these in data.source_classes, "
                            "or run ingest again (dvc repro ingest) so it writes them")
     rows = [np.flatnonzero(labels == stored.index(c)) for c in classes]
-    keep = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    x = images[keep]
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.shape[1:] != (height, width, channels):
-        mode = "L" if x.shape[-1] == 1 else "RGB"
-        x = np.stack([conform(Image.fromarray(img.squeeze(-1) if mode == "L" else img, mode=mode), height=height,
-                              width=width, channels=channels) for img in x]) if len(x) else \
-            np.zeros((0, height, width, channels), np.uint8)
-    y = np.concatenate([np.full(len(r), i, np.int32) for i, r in enumerate(rows)]) if rows else np.zeros(0, np.int32)
+    keep = np.concatenate([np.zeros(0, np.int64), *rows])
+    x = images[keep].reshape(len(keep), *images.shape[1:3], -1)  # n x h x w -> n x h x w x 1
+    if x.shape[1:] != (height, width, channels):  # Pillow reads h x w as L, h x w x 3 as RGB
+        x = np.array([conform(Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img), height=height,
+                              width=width, channels=channels) for img in x], np.uint8).reshape(-1, height, width, channels)
+    y = np.repeat(np.arange(len(classes), dtype=np.int32), [len(r) for r in rows])
     return Images(x=x, y=y, paths=tuple(Path(f"{path}#{i}") for i in index[keep]), classes=tuple(classes))

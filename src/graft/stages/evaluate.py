@@ -26,13 +26,14 @@ def run(params) -> None:
     gain = lift.transfer_lift(transferred=tuned.strategy != "scratch", why_not=tuned.reason or "",
                               scratch=baseline, transfer_accuracy=record.finetuned.accuracy)
     if gain.accuracy_points is not None:  # measured: on the same test images, is it more than chance?
+        # the baseline scored here as the models above are (evaluate.tta), not as scratch.json records it
         scratch = with_tta(load(artifacts.SCRATCH_MODEL.require(p)), tta)
-        scratch_probs = scratch.predict(test.x, batch_size=256, verbose=0)
-        gain = gain.model_copy(update={
-            "scratch_interval": interval(accuracy=baseline.accuracy, images=baseline.test.images,
-                                         confidence=confidence),
+        scratch_correct = scratch.predict(test.x, batch_size=256, verbose=0).argmax(1) == test.y
+        scratch_accuracy = round(float(scratch_correct.mean()), 6)  # as graft.evaluate.metrics.report rounds it
+        gain = lift.lift(transfer=record.finetuned.accuracy, scratch=scratch_accuracy).model_copy(update={
+            "scratch_interval": interval(accuracy=scratch_accuracy, images=len(test.y), confidence=confidence),
             "mcnemar": lift.mcnemar(transfer_correct=probs["finetuned"].argmax(1) == test.y,
-                                    scratch_correct=scratch_probs.argmax(1) == test.y, alpha=round(1 - confidence, 6))})
+                                    scratch_correct=scratch_correct, alpha=round(1 - confidence, 6))})
     artifacts.LIFT.write(p, gain)
     write_plots(params, test=test, reports=reports, probs=probs)
     for name, s in (("head", record.head), ("finetuned", record.finetuned)):

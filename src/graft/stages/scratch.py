@@ -10,7 +10,6 @@ from graft.data.load import load_split
 from graft.evaluate.metrics import collapsed_to, report
 from graft.model import precision
 from graft.model.saved import save
-from graft.model.tta import with_tta
 from graft.records import Scores, ScratchRecord
 from graft.train.history import write_empty
 from graft.train.recipe import scratch_epochs, train_scratch
@@ -31,7 +30,7 @@ def run(params) -> None:
         model, _ = train_scratch(params=params, train=(train.x, train.y), valid=(valid.x, valid.y), seed=params.seed,
                                  live=live)
     save(model, model_file)
-    probs = with_tta(model, params.evaluate.tta).predict(test.x, batch_size=256, verbose=0)  # as evaluate scores
+    probs = model.predict(test.x, batch_size=256, verbose=0)
     scores = Scores(**{k: v for k, v in report(test.y, probs, params.data.target_classes).items()
                        if k != "confusion_matrix"})
     collapsed = collapsed_to(probs, params.data.target_classes)
